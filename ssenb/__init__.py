@@ -1,0 +1,101 @@
+"""ssenb: Server-Sent Events for notebooks.
+
+One public namespace. The core (Event, EventParser, encode, the errors) is imported at once
+and needs only the standard library; every other name is imported on first use, so
+`import ssenb` stays cheap and the pure core never drags in httpx, FastAPI or pandas.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from ._encoder import encode, encode_comment
+from ._errors import (
+    SSEContentTypeError,
+    SSEEncodeError,
+    SSEError,
+    SSEEventTooLarge,
+    SSEIdleTimeout,
+    SSERetriesExhausted,
+    SSEStatusError,
+)
+from ._models import Event
+from ._parser import EventParser
+from ._version import __version__
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ._status import status
+    from .client import EventSource, RetryPolicy
+    from .magics import load_ipython_extension, unload_ipython_extension
+    from .notebook import DataFrameBatcher, Subscription, collect, watch
+    from .record import read_jsonl, record, replay, to_parquet
+    from .server import EventStreamResponse, Hub, demo_app, serve, stop_all
+
+# name -> module that defines it, imported on first attribute access
+_LAZY: dict[str, str] = {
+    "DataFrameBatcher": "ssenb.notebook",
+    "EventSource": "ssenb.client",
+    "EventStreamResponse": "ssenb.server",
+    "Hub": "ssenb.server",
+    "RetryPolicy": "ssenb.client",
+    "Subscription": "ssenb.notebook",
+    "collect": "ssenb.notebook",
+    "demo_app": "ssenb.server",
+    "load_ipython_extension": "ssenb.magics",
+    "read_jsonl": "ssenb.record",
+    "record": "ssenb.record",
+    "replay": "ssenb.record",
+    "serve": "ssenb.server",
+    "status": "ssenb._status",
+    "stop_all": "ssenb.server",
+    "to_parquet": "ssenb.record",
+    "unload_ipython_extension": "ssenb.magics",
+    "watch": "ssenb.notebook",
+}
+
+__all__ = [
+    "DataFrameBatcher",
+    "Event",
+    "EventParser",
+    "EventSource",
+    "EventStreamResponse",
+    "Hub",
+    "RetryPolicy",
+    "SSEContentTypeError",
+    "SSEEncodeError",
+    "SSEError",
+    "SSEEventTooLarge",
+    "SSEIdleTimeout",
+    "SSERetriesExhausted",
+    "SSEStatusError",
+    "Subscription",
+    "__version__",
+    "collect",
+    "demo_app",
+    "encode",
+    "encode_comment",
+    "load_ipython_extension",
+    "read_jsonl",
+    "record",
+    "replay",
+    "serve",
+    "status",
+    "stop_all",
+    "to_parquet",
+    "unload_ipython_extension",
+    "watch",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ssenb' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

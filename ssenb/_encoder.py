@@ -1,0 +1,63 @@
+"""Serialise events to `text/event-stream` bytes.
+
+Fields that would change the stream's framing are rejected, never stripped (a newline in
+`event` or `id` would let data inject fields; NUL makes browsers ignore an id). Data is
+split on CR, LF and CRLF only, the three line ends a parser recognises, so `data` round-trips
+through `EventParser` with its line ends normalised to LF.
+"""
+
+from __future__ import annotations
+
+from ._errors import SSEEncodeError
+from ._models import Event
+
+__all__ = ["encode", "encode_comment"]
+
+
+def _data_lines(data: str) -> str:
+    if "\r" in data:
+        data = data.replace("\r\n", "\n").replace("\r", "\n")
+    if "\n" in data:
+        return "data: " + data.replace("\n", "\ndata: ") + "\n"
+    return "data: " + data + "\n"
+
+
+def encode(event: Event) -> bytes:
+    """Encode one event as UTF-8 bytes ending with the blank line that dispatches it.
+
+    `event="message"` (the default) writes no `event:` line; an empty `id` writes no `id:`.
+    Raises `SSEEncodeError` for a CR/LF in `event` or `id`, NUL in `id`, or a `retry` that is
+    not a non-negative int.
+    """
+    etype, data, eid, retry = event
+    if not eid and retry is None and (etype == "message" or not etype):
+        if "\n" not in data and "\r" not in data:
+            return ("data: " + data + "\n\n").encode()
+        return (_data_lines(data) + "\n").encode()
+    head = ""
+    if etype and etype != "message":
+        if "\n" in etype or "\r" in etype:
+            raise SSEEncodeError(f"newline in event type {etype!r}")
+        head = "event: " + etype + "\n"
+    if eid:
+        if "\n" in eid or "\r" in eid or "\0" in eid:
+            raise SSEEncodeError(f"newline or NUL in id {eid!r}")
+        head += "id: " + eid + "\n"
+    if retry is not None:
+        if type(retry) is not int or retry < 0:
+            raise SSEEncodeError(f"retry must be a non-negative int, not {retry!r}")
+        head += "retry: " + str(retry) + "\n"
+    return (head + _data_lines(data) + "\n").encode()
+
+
+def encode_comment(text: str = "") -> bytes:
+    """Encode a comment (a heartbeat, say): one `: ` line per line of `text`.
+
+    Comments dispatch nothing. No blank line is added, so even clients that wrongly dispatch
+    empty blocks (httpx-sse 0.4 after an id was seen) see no phantom event.
+    """
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if not text:
+        return b":\n"
+    return (": " + text.replace("\n", "\n: ") + "\n").encode()

@@ -1,0 +1,96 @@
+"""The exception tree. Every error ssenb raises on purpose is an `SSEError`.
+
+    SSEError                      root; carries url, status, headers, body, last_event_id
+    ├── SSEStatusError            a status that ends the stream for good (4xx but 408/429)
+    ├── SSEContentTypeError       the response is not text/event-stream
+    ├── SSEEventTooLarge          one event grew past max_event_bytes (also a ValueError)
+    ├── SSEIdleTimeout            no bytes (not even a heartbeat) within idle_timeout
+    ├── SSERetriesExhausted       max_retries consecutive failed attempts; cause chained
+    └── SSEEncodeError            encode() refused a field that would corrupt the stream
+
+Context travels with the error so a notebook user can see what the server said without
+re-running anything: `err.status`, `err.headers`, `err.body` (the first bytes, decoded),
+`err.last_event_id` (where a resume would start) and `err.events` (events parsed before
+the fault, which are never thrown away). `partial` is set by the data layer to what was
+collected before the error (a DataFrame).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+__all__ = [
+    "SSEContentTypeError",
+    "SSEEncodeError",
+    "SSEError",
+    "SSEEventTooLarge",
+    "SSEIdleTimeout",
+    "SSERetriesExhausted",
+    "SSEStatusError",
+]
+
+
+class SSEError(Exception):
+    """Root of every ssenb error; carries the context of the stream it came from."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str | None = None,
+        status: int | None = None,
+        headers: Mapping[str, str] | None = None,
+        body: str | None = None,
+        last_event_id: str = "",
+        events: Sequence[Any] = (),
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.url = url
+        self.status = status
+        self.headers: dict[str, str] = dict(headers or {})
+        self.body = body
+        self.last_event_id = last_event_id
+        self.events: list[Any] = list(events)
+        self.partial: Any = None
+
+    def __str__(self) -> str:
+        parts = [self.message]
+        if self.url:
+            parts.append(f"url={self.url}")
+        if self.status is not None:
+            parts.append(f"status={self.status}")
+        if self.last_event_id:
+            parts.append(f"last_event_id={self.last_event_id!r}")
+        if self.body:
+            parts.append(f"body={self.body[:200]!r}")
+        return " | ".join(parts)
+
+
+class SSEStatusError(SSEError):
+    """The server answered with a status that must not be retried (4xx other than 408/429)."""
+
+
+class SSEContentTypeError(SSEError):
+    """The response's content type is not text/event-stream (an HTML error page, JSON, ...)."""
+
+
+class SSEEventTooLarge(SSEError, ValueError):
+    """One event (or one unterminated line) grew past `max_event_bytes`."""
+
+
+class SSEIdleTimeout(SSEError, TimeoutError):
+    """Nothing arrived, not even a heartbeat comment, within `idle_timeout` seconds."""
+
+
+class SSERetriesExhausted(SSEError):
+    """`max_retries` consecutive attempts failed; `__cause__` is the last failure."""
+
+    def __init__(self, message: str, *, attempts: int = 0, **context: Any) -> None:
+        super().__init__(message, **context)
+        self.attempts = attempts
+
+
+class SSEEncodeError(SSEError, ValueError):
+    """`encode()` refused a field: a newline in `event`/`id`, NUL in `id`, or a bad `retry`."""
