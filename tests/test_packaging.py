@@ -1,0 +1,100 @@
+"""Packaging promises: conda and pip list the same dependencies, CI runs the README's command,
+the code stays small and lint-clean, and nothing applies nest_asyncio."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _norm(req: str) -> str:
+    req = req.split(";")[0].replace(" ", "")
+    name, spec = re.match(r"([A-Za-z0-9_.\-]+)(.*)", req).groups()  # type: ignore[union-attr]
+    return re.sub(r"[-_.]+", "-", name).lower() + spec
+
+
+def _pyproject_requirements() -> set[str]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    reqs = set(project["dependencies"])
+    for extra in project["optional-dependencies"].values():
+        reqs |= {r for r in extra if not r.startswith("ssenb[")}
+    return {_norm(r) for r in reqs}
+
+
+def _environment_requirements() -> set[str]:
+    reqs: set[str] = set()
+    text = (ROOT / "environment.yml").read_text().split("dependencies:", 1)[1]
+    for line in text.splitlines():
+        m = re.match(r"^\s+- (?!pip:)(\S+)\s*$", line)
+        if (
+            m
+            and m.group(1) not in ("pip", "-e", ".")
+            and not m.group(1).startswith(("python", "-e"))
+        ):
+            reqs.add(_norm(m.group(1)))
+    return reqs
+
+
+def test_environment_yml_lists_the_same_dependencies_as_pyproject() -> None:
+    assert _environment_requirements() == _pyproject_requirements()
+
+
+def test_environment_yml_pins_the_python_pandas_needs() -> None:
+    assert re.search(r"- python>=3\.1[1-9]", (ROOT / "environment.yml").read_text())
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["requires-python"] == ">=3.11"
+
+
+def _quick_start_commands() -> list[str]:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```bash\n(.+?)\n```", section, flags=re.S)
+
+
+def test_readme_quick_start_has_exactly_two_commands_lab_and_tests() -> None:
+    commands = _quick_start_commands()
+    assert len(commands) == 2
+    lab, tests = commands
+    assert all("\n" not in c and "python3 -m venv .venv" in c for c in commands)
+    assert lab.endswith("jupyter lab notebooks/")
+    assert "pytest" in tests
+
+
+def test_ci_runs_the_readme_test_command_verbatim() -> None:
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert _quick_start_commands()[1] in ci.splitlines()
+    assert "SSENB_REQUIRE_BROWSER=1" in ci
+    assert "apt-get install -y" in ci
+    assert "chromium" in ci
+
+
+def test_typed_marker_ships() -> None:
+    assert (ROOT / "ssenb" / "py.typed").exists()
+
+
+SOURCES = sorted((ROOT / "ssenb").rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=[str(p.relative_to(ROOT)) for p in SOURCES])
+def test_modules_stay_small_and_never_apply_nest_asyncio(path: Path) -> None:
+    text = path.read_text()
+    assert len(text.splitlines()) < 400
+    assert "nest_asyncio" not in text.replace("# no nest_asyncio", "")
+
+
+def test_ruff_clean() -> None:
+    ruff = shutil.which("ruff") or str(Path(sys.executable).with_name("ruff"))
+    if not Path(ruff).exists():
+        pytest.fail("ruff is part of the test extra and must be installed")
+    proc = subprocess.run(
+        [ruff, "check", "ssenb", "tests", "bench"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
