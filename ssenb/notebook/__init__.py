@@ -1,0 +1,11 @@
+"""Notebook-side consumers: DataFrame batching and blocking collection (live views join here)."""
+
+from __future__ import annotations
+
+from ._batcher import DataFrameBatcher
+from ._collect import collect
+
+__all__ = [
+    "DataFrameBatcher",
+    "collect",
+]

@@ -1,0 +1,60 @@
+"""`collect(url)`: read a stream into a DataFrame, in a script or a running kernel.
+
+The reading runs in a worker thread with its own asyncio loop (`ssenb.record._consume`), so
+a kernel's running loop is never re-entered and a silent server cannot outlast `timeout`.
+Nothing that arrived is lost: an error carries the frame so far as `.partial`, and Ctrl-C
+returns it with a warning.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+
+from .._models import Event
+from ..record._consume import consume
+from ._batcher import DataFrameBatcher
+
+__all__ = ["collect"]
+
+
+def collect(
+    url: str,
+    *,
+    n: int | None = None,
+    timeout: float | None = None,
+    until: Callable[[Event], bool] | None = None,
+    **source_kw: Any,
+) -> pd.DataFrame:
+    """Read `url` and return its events as a DataFrame (one row per event).
+
+    Stops after `n` events, after `timeout` seconds (even when the server sends nothing),
+    after the first event for which `until(event)` is true (that event included), or at the
+    end of the stream (`[DONE]` included), whichever comes first. `source_kw` goes to
+    `ssenb.EventSource` (headers, params, reconnect, idle_timeout, ...).
+
+    Columns: `time` (UTC), `event`, `id`, `retry`, `data` (raw), then `data.<key>` parsed
+    from JSON data. An error raises with `.partial` set to the DataFrame so far (on any
+    exception that accepts attributes); Ctrl-C returns what arrived with a warning.
+    """
+    batcher = DataFrameBatcher(batch_size=10_000, flush_interval=float("inf"))
+    try:
+        consume(url, batcher.add, n=n, timeout=timeout, until=until, **source_kw)
+    except KeyboardInterrupt:
+        frame = batcher.df
+        warnings.warn(
+            f"interrupted: returning the {len(frame)} events that arrived",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return frame
+    except Exception as exc:
+        try:
+            exc.partial = batcher.df  # type: ignore[attr-defined]
+        except AttributeError:
+            pass  # a built-in exception without a __dict__: nothing to attach to
+        raise
+    return batcher.df

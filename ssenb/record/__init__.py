@@ -1,0 +1,23 @@
+"""Recordings: JSONL recording, loading into DataFrames, Parquet conversion and replay.
+
+`record` blocks while it records a stream; `JSONLRecorder` is the writer it (and
+`ssenb.watch(record=...)`) uses; `read_jsonl` and `to_parquet` load recordings with
+pyarrow; `replay` serves one again from the demo server.
+"""
+
+from __future__ import annotations
+
+from ._flatten import SchemaWarning
+from ._loader import JSONLDecodeError, read_jsonl, to_parquet
+from ._recorder import JSONLRecorder, record
+from ._replay import replay
+
+__all__ = [
+    "JSONLDecodeError",
+    "JSONLRecorder",
+    "SchemaWarning",
+    "read_jsonl",
+    "record",
+    "replay",
+    "to_parquet",
+]

@@ -1,0 +1,297 @@
+"""Turn raw event `data` strings into typed `data.<key>` columns: the one implementation
+shared by `read_jsonl` (whole files) and `DataFrameBatcher` (one batch at a time).
+
+Why it is shaped like this:
+
+1. Parsing runs in Arrow, not per row in Python: the data strings of one event type are
+   joined with LF into one buffer (`binary_join_element_wise`, no Python loop) and read with
+   `pyarrow.json` (about 1 us per event against 8 us for orjson plus `json_normalize`).
+2. One parse per event type: different event types usually carry different shapes, and a
+   field that is a number in one type and text in another would fail a single parse.
+3. Only rows whose data looks like a JSON object take part; text such as `[DONE]` or a
+   token leaves its row's `data.*` cells null (the raw `data` column always keeps it).
+   LF/CR inside a JSON text can only be whitespace, so they are replaced by spaces first.
+4. Anything Arrow refuses (a field changing type within one type's rows, a duplicate key,
+   a malformed object) falls back to orjson per row for that event type only.
+5. Types only widen: null -> anything, int -> float; any other change makes the column a
+   string column with a `SchemaWarning`, never an error. ISO date strings stay strings
+   (pyarrow would infer timestamps, which would then conflict with the next odd value).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pj
+
+__all__ = [
+    "ENVELOPE",
+    "SchemaWarning",
+    "conform",
+    "envelope_batch",
+    "epoch_to_timestamp",
+    "flatten_data",
+    "merge_type",
+    "to_frame",
+    "warn_changed",
+]
+
+#: the fixed columns of every frame, in order; `time` is UTC with microseconds
+ENVELOPE = pa.schema(
+    [
+        ("time", pa.timestamp("us", tz="UTC")),
+        ("event", pa.string()),
+        ("id", pa.string()),
+        ("retry", pa.int64()),
+        ("data", pa.string()),
+    ]
+)
+_BLOCK = 16 << 20
+
+
+class SchemaWarning(UserWarning):
+    """A `data.<key>` field changed type (say number, then text): it is now a string column."""
+
+
+def epoch_to_timestamp(seconds: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """UTC epoch seconds (float) to `timestamp[us, UTC]`, vectorised."""
+    micros = pc.cast(pc.round(pc.multiply(seconds, 1e6)), pa.int64(), safe=False)
+    return pc.cast(micros, ENVELOPE.field("time").type)
+
+
+def envelope_batch(
+    times: list[float],
+    events: list[str],
+    ids: list[str],
+    retries: list[int | None],
+    data: list[str],
+) -> list[pa.Array]:
+    """The five envelope columns of one batch, built column-wise in one go."""
+    return [
+        epoch_to_timestamp(pa.array(times, pa.float64())),
+        pa.array(events, pa.string()),
+        pa.array(ids, pa.string()),
+        pa.array(retries, pa.int64()),
+        pa.array(data, pa.string()),
+    ]
+
+
+def merge_type(old: pa.DataType | None, new: pa.DataType) -> tuple[pa.DataType, bool]:
+    """The type a column must have to hold both; True when that meant falling back to string."""
+    if old is None or old == new or pa.types.is_null(new):
+        return (old if old is not None else new), False
+    if pa.types.is_null(old):
+        return new, False
+    numeric = (pa.types.is_integer, pa.types.is_floating)
+    if any(f(old) for f in numeric) and any(f(new) for f in numeric):
+        both_int = pa.types.is_integer(old) and pa.types.is_integer(new)
+        return (pa.int64() if both_int else pa.float64()), False
+    return pa.string(), not pa.types.is_string(old)
+
+
+def warn_changed(name: str, old: pa.DataType, new: pa.DataType) -> None:
+    warnings.warn(
+        f"{name} changed type ({old} then {new}): kept as a string column",
+        SchemaWarning,
+        stacklevel=4,
+    )
+
+
+def _json_text(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return orjson.dumps(value).decode()
+
+
+def conform(arr: pa.Array, type_: pa.DataType) -> pa.Array:
+    """`arr` cast to `type_` (null -> typed nulls, anything -> JSON text for string)."""
+    if arr.type == type_:
+        return arr
+    if pa.types.is_null(arr.type):
+        return pa.nulls(len(arr), type_)
+    if pa.types.is_string(type_):
+        if pa.types.is_nested(arr.type):
+            return pa.array([_json_text(v) for v in arr.to_pylist()], pa.string())
+        return pc.cast(arr, pa.string())
+    return pc.cast(arr, type_)
+
+
+def _flat_columns(table: pa.Table) -> list[tuple[str, pa.Array]]:
+    while any(pa.types.is_struct(f.type) for f in table.schema):
+        table = table.flatten()
+    return [(name, table.column(name).combine_chunks()) for name in table.column_names]
+
+
+def _no_timestamps(t: pa.DataType) -> pa.DataType:
+    if pa.types.is_timestamp(t) or pa.types.is_date(t):
+        return pa.string()
+    if pa.types.is_struct(t):
+        return pa.struct([f.with_type(_no_timestamps(f.type)) for f in t])
+    if pa.types.is_list(t):
+        return pa.list_(_no_timestamps(t.value_type))
+    return t
+
+
+def _arrow_parse(texts: pa.Array) -> list[tuple[str, pa.Array]] | None:
+    """Parse one JSON object per element with pyarrow; None when Arrow refuses the input."""
+    if (
+        pc.any(pc.match_substring(texts, "\n")).as_py()
+        or pc.any(pc.match_substring(texts, "\r")).as_py()
+    ):
+        texts = pc.replace_substring(pc.replace_substring(texts, "\n", " "), "\r", " ")
+    joined = pc.binary_join_element_wise(texts, "", "\n").cast(pa.large_string())
+    offsets = np.frombuffer(joined.buffers()[1], dtype=np.int64)
+    start, end = int(offsets[joined.offset]), int(offsets[joined.offset + len(joined)])
+    size = end - start
+    buf = joined.buffers()[2].slice(start, size)
+    opts = pj.ReadOptions(block_size=max(1 << 16, min(size + 1, _BLOCK)))
+    try:
+        table = pj.read_json(pa.BufferReader(buf), read_options=opts)
+        if any(pa.types.is_timestamp(f.type) or pa.types.is_date(f.type) for f in _leaves(table)):
+            schema = pa.schema([f.with_type(_no_timestamps(f.type)) for f in table.schema])
+            parse = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="infer")
+            table = pj.read_json(pa.BufferReader(buf), read_options=opts, parse_options=parse)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        if size + 1 > opts.block_size:  # one object longer than a block: retry in one block
+            try:
+                big = pj.ReadOptions(block_size=size + 1)
+                return _flat_columns(pj.read_json(pa.BufferReader(buf), read_options=big))
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                return None
+        return None
+    if table.num_rows != len(texts):
+        return None
+    return _flat_columns(table)
+
+
+def _leaves(table: pa.Table) -> Iterable[pa.Field]:
+    stack = list(table.schema)
+    while stack:
+        field = stack.pop()
+        if pa.types.is_struct(field.type):
+            stack.extend(field.type)
+        else:
+            yield field
+
+
+def _flatten_obj(obj: dict[str, Any], prefix: str, out: dict[str, Any]) -> None:
+    for key, value in obj.items():
+        name = prefix + key
+        if isinstance(value, dict):
+            _flatten_obj(value, name + ".", out)
+        else:
+            out[name] = value
+
+
+def _python_parse(texts: list[str]) -> list[tuple[str, pa.Array]]:
+    """orjson per row: the fallback for input Arrow refuses. Non-objects give null rows."""
+    rows: list[dict[str, Any]] = []
+    names: dict[str, None] = {}
+    for text in texts:
+        flat: dict[str, Any] = {}
+        try:
+            obj = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            obj = None
+        if isinstance(obj, dict):
+            _flatten_obj(obj, "", flat)
+            names.update(dict.fromkeys(flat))
+        rows.append(flat)
+    columns = []
+    for name in names:
+        values = [row.get(name) for row in rows]
+        try:
+            arr = pa.array(values)
+            if pa.types.is_struct(arr.type):  # empty dicts only
+                continue
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError):
+            warnings.warn(
+                f"data.{name} holds values of different types: kept as a string column",
+                SchemaWarning,
+                stacklevel=4,
+            )
+            arr = pa.array([_json_text(v) for v in values], pa.string())
+        columns.append((name, arr))
+    return columns
+
+
+def _object_rows(data: pa.Array) -> pa.Array:
+    trimmed = pc.utf8_trim_whitespace(data)
+    looks = pc.and_(pc.starts_with(trimmed, "{"), pc.ends_with(trimmed, "}"))
+    return pc.indices_nonzero(pc.fill_null(looks, False))
+
+
+def flatten_data(
+    events: pa.Array | pa.ChunkedArray, data: pa.Array | pa.ChunkedArray
+) -> list[tuple[str, pa.Array]]:
+    """`data.<key>` columns (nested keys joined with `.`) aligned with the rows of `data`.
+
+    Rows whose data is not a JSON object get nulls. Columns appear in first-seen order.
+    """
+    if isinstance(events, pa.ChunkedArray):
+        events = events.combine_chunks()
+    if isinstance(data, pa.ChunkedArray):
+        data = data.combine_chunks()
+    n = len(data)
+    if n == 0:
+        return []
+    rows = _object_rows(data)
+    if len(rows) == 0:
+        return []
+    kinds = events.take(rows)
+    parts: list[tuple[pa.Array, list[tuple[str, pa.Array]]]] = []
+    for kind in pc.unique(kinds).to_pylist():
+        sel = rows.filter(pc.equal(kinds, kind))
+        texts = data.take(sel)
+        cols = _arrow_parse(texts)
+        if cols is None:
+            cols = _python_parse(texts.to_pylist())
+        parts.append((sel, cols))
+    types: dict[str, pa.DataType] = {}
+    for _, cols in parts:
+        for name, arr in cols:
+            merged, changed = merge_type(types.get(name), arr.type)
+            if changed:
+                warn_changed("data." + name, types[name], arr.type)
+            types[name] = merged
+    positions = pa.concat_arrays([sel.cast(pa.int64()) for sel, _ in parts])
+    # rows missing from every part (not objects) are nulls placed after the parsed ones
+    order = pc.sort_indices(positions)
+    missing = n - len(positions)
+    out: list[tuple[str, pa.Array]] = []
+    for name, type_ in types.items():
+        pieces = []
+        for sel, cols in parts:
+            found = dict(cols).get(name)
+            pieces.append(conform(found, type_) if found is not None else pa.nulls(len(sel), type_))
+        packed = pa.concat_arrays(pieces).take(order)
+        if missing:
+            full = pa.concat_arrays([packed, pa.nulls(1, type_)])
+            index = _scatter_index(positions.take(order), n)
+            packed = full.take(index)
+        out.append(("data." + name, packed))
+    return out
+
+
+def _scatter_index(sorted_positions: pa.Array, n: int) -> pa.Array:
+    """For each row 0..n-1, the index of its value in the packed column, or the null slot."""
+    index = np.full(n, len(sorted_positions), dtype=np.int64)
+    index[sorted_positions.to_numpy()] = np.arange(len(sorted_positions), dtype=np.int64)
+    return pa.array(index)
+
+
+def _mapper(type_: pa.DataType) -> Any:
+    return None if pa.types.is_timestamp(type_) else pd.ArrowDtype(type_)
+
+
+def to_frame(table: pa.Table) -> pd.DataFrame:
+    """A DataFrame with `time` as pandas `datetime64[us, UTC]` and every other column an
+    `ArrowDtype` (no copies, and an int column with nulls stays int)."""
+    return table.to_pandas(types_mapper=_mapper)
