@@ -45,8 +45,54 @@ def _bulk_data_only(buf: str, last_id: str) -> tuple[list[Event], str] | None:
     del values[0]
     n = len(values)
     rows = zip(repeat("message", n), values, repeat(last_id, n), repeat(None, n), strict=True)
-    events = list(map(_new, repeat(Event, n), rows))
-    return events, buf[sep + 2 :]
+    return list(map(_new, repeat(Event, n), rows)), buf[sep + 2 :]
+
+
+_PREFIXES = ("data: ", "id: ", "event: ")
+
+
+def _bulk_uniform(buf: str, last_id: str) -> tuple[list[Event], str] | None:
+    """All complete blocks in `buf` have the first block's shape, e.g. `id: `, `data: ` (one
+    line each, in the same order, no comments): cut each field into a column with C-level
+    join/split instead of interpreting line by line. None when any block differs."""
+    sep = buf.rfind("\n\n")
+    if sep < 0:
+        return None
+    lines = buf[:sep].split("\n")
+    shape: list[str] = []
+    for line in lines:
+        if not line:
+            break
+        prefix = next((p for p in _PREFIXES if line.startswith(p)), None)
+        if prefix is None or prefix in shape:
+            return None
+        shape.append(prefix)
+    m = len(shape)
+    if "data: " not in shape or (len(lines) + 1) % (m + 1) or any(lines[m :: m + 1]):
+        return None
+    columns: dict[str, list[str]] = {}
+    for j, prefix in enumerate(shape):
+        cells = lines[j :: m + 1]
+        joined = "\n".join(cells)
+        values = joined[len(prefix) :].split("\n" + prefix)
+        if len(values) != len(cells) or not joined.startswith(prefix):
+            return None
+        columns[prefix] = values
+    n = len(columns["data: "])
+    ids = columns.get("id: ")
+    if ids is not None and any("\0" in i for i in ids):
+        return None
+    etypes = columns.get("event: ")
+    if etypes is not None and "" in etypes:
+        return None
+    rows = zip(
+        etypes or repeat("message", n),
+        columns["data: "],
+        ids or repeat(last_id, n),
+        repeat(None, n),
+        strict=False,
+    )
+    return list(map(_new, repeat(Event, n), rows)), buf[sep + 2 :]
 
 
 class EventParser:
@@ -57,14 +103,23 @@ class EventParser:
 
     Args:
         last_event_id: the id to start from (a resumed connection's Last-Event-ID).
-        max_event_bytes: bound on one event's size (counted in decoded characters,
-            including its field names); None means unbounded.
+        max_event_bytes: bound on one event's size (decoded characters of its lines, field
+            names included); None means unbounded.
+
+    `last_event_id` is the standard's "last event ID string": it changes only at a blank line,
+    so an id inside a block that never completed is not reported as received.
     """
 
     __slots__ = (
-        "_buf",
         "_cr",
+        "_data",
         "_decoder",
+        "_drop_line",
+        "_etype",
+        "_id",
+        "_line",
+        "_retry",
+        "_size",
         "_skipping",
         "_started",
         "last_event_id",
@@ -77,10 +132,19 @@ class EventParser:
         self.max_event_bytes = max_event_bytes
         self.retry: int | None = None
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self._buf = ""
         self._cr = False
         self._started = False
-        self._skipping = False
+        self._line = ""  # unparsed text: the unterminated last line(s)
+        self._reset_block()
+        self._skipping = False  # an oversized event: ignore lines until its blank line
+        self._drop_line = False  # ... and its oversized unterminated line until its end
+
+    def _reset_block(self) -> None:
+        self._data: list[str] = []
+        self._etype = ""
+        self._retry: int | None = None
+        self._id = self.last_event_id  # the standard's "last event ID buffer"
+        self._size = 0
 
     def feed(self, chunk: bytes) -> list[Event]:
         """Parse `chunk` and return every event its blank lines completed (maybe none)."""
@@ -102,29 +166,40 @@ class EventParser:
         if "\r" in text:
             self._cr = text[-1] == "\r"
             text = text.replace("\r\n", "\n").replace("\r", "\n")
-        buf = self._buf + text if self._buf else text
-        if self._skipping:
-            end = buf.find("\n\n")
+        if self._drop_line:
+            end = text.find("\n")
             if end < 0:
-                self._buf = buf[-1:]
                 return []
-            self._skipping = False
-            buf = buf[end + 2 :]
+            self._drop_line = False
+            text = text[end + 1 :]
+        buf = self._line + text if self._line else text
+        events: list[Event] = []
         limit = self.max_event_bytes
-        if limit is None or len(buf) <= limit:
-            fast = _bulk_data_only(buf, self.last_event_id)
+        idle = not (self._data or self._etype or self._skipping or self._retry is not None)
+        small = limit is None or len(buf) <= limit  # then no event in buf can be oversized
+        if idle and small and self._id == self.last_event_id:
+            first = buf[:1]
+            fast = None
+            if first == "d" and buf[:6] == "data: ":
+                fast = _bulk_data_only(buf, self.last_event_id)
+            if fast is None and first in ("d", "i", "e"):
+                fast = _bulk_uniform(buf, self.last_event_id)
             if fast is not None:
-                events, self._buf = fast
+                # The tail after the last blank line stays raw (it holds no complete block)
+                # and is parsed with the next chunk, so the next feed can take this path too.
+                events, self._line = fast
+                if events:
+                    self.last_event_id = self._id = events[-1].id
                 return events
-        blocks = buf.split("\n\n")
-        rest = blocks.pop()
-        events = []
-        oversize = self._blocks(blocks, events, limit) if blocks else 0
-        if limit is not None and len(rest) > limit:
-            oversize = max(oversize, len(rest))
+        lines = buf.split("\n")
+        self._line = lines.pop()
+        oversize = self._lines(lines, events) if lines else 0
+        if limit is not None and self._size + len(self._line) > limit:
+            oversize = max(oversize, self._size + len(self._line))
+            self._drop_line = bool(self._line)
+            self._line = ""
+            self._reset_block()
             self._skipping = True
-            rest = rest[-1:]
-        self._buf = rest
         if oversize:
             raise SSEEventTooLarge(
                 f"event larger than max_event_bytes={limit} ({oversize} characters); "
@@ -134,55 +209,76 @@ class EventParser:
             )
         return events
 
+    @property
+    def buffered(self) -> int:
+        """Characters held for an event not yet complete (bounded by max_event_bytes)."""
+        return len(self._line) + sum(map(len, self._data))
+
     def close(self) -> None:
         """End of stream: an unterminated final block is dropped, as the standard says."""
         self._decoder.reset()
-        self._buf = ""
+        self._line = ""
         self._cr = False
         self._skipping = False
+        self._drop_line = False
+        self._reset_block()
 
-    def _blocks(self, blocks: list[str], events: list[Event], limit: int | None) -> int:
-        """Interpret complete blocks into `events`; return the size of the largest block
-        skipped for exceeding `limit` (0 when none was)."""
+    def _lines(self, lines: list[str], events: list[Event]) -> int:
+        """Interpret complete lines; dispatch at each blank line. Returns the size of the
+        largest event skipped for exceeding max_event_bytes (0 when none was)."""
         append = events.append
-        last_id = self.last_event_id
+        data = self._data
+        etype, eid, retry, size = self._etype, self._id, self._retry, self._size
+        skipping = self._skipping
+        limit = self.max_event_bytes
         oversize = 0
-        for block in blocks:
-            if limit is not None and len(block) > limit:
-                oversize = max(oversize, len(block))
+        for line in lines:
+            if not line:  # blank line: dispatch
+                self.last_event_id = eid
+                if data and not skipping:
+                    value = data[0] if len(data) == 1 else "\n".join(data)
+                    append(_new(Event, (etype or "message", value, eid, retry)))
+                data = []
+                etype, retry, size, skipping = "", None, 0, False
                 continue
-            # Fast path: one `data:` line, the shape of almost every event on the wire.
-            if block[:5] == "data:" and "\n" not in block:
-                data = block[6:] if block[5:6] == " " else block[5:]
-                append(_new(Event, ("message", data, last_id, None)))
+            first = line[0]
+            if skipping or first == ":":
                 continue
-            if not block:
-                continue
-            data_lines: list[str] = []
-            etype = ""
-            retry = None
-            for line in block.split("\n"):
-                if not line or line[0] == ":":
+            if limit is not None:
+                size += len(line)
+                if size > limit:
+                    oversize = max(oversize, size)
+                    skipping, data, etype, retry = True, [], "", None
                     continue
-                colon = line.find(":")
-                if colon < 0:
-                    name, value = line, ""
-                else:
-                    name = line[:colon]
-                    skip = 2 if line[colon + 1 : colon + 2] == " " else 1
-                    value = line[colon + skip :]
-                if name == "data":
-                    data_lines.append(value)
-                elif name == "event":
-                    etype = value
-                elif name == "id":
-                    if "\0" not in value:
-                        last_id = value
-                elif name == "retry" and value.isascii() and value.isdigit():
-                    retry = int(value)
-                    self.retry = retry
-            if data_lines:
-                data = data_lines[0] if len(data_lines) == 1 else "\n".join(data_lines)
-                append(_new(Event, (etype or "message", data, last_id, retry)))
-        self.last_event_id = last_id
+            # Fast paths for the usual spelling ("name: value") of the usual fields.
+            if first == "d" and line[:6] == "data: ":
+                data.append(line[6:])
+                continue
+            if first == "i" and line[:4] == "id: ":
+                if "\0" not in line:
+                    eid = line[4:]
+                continue
+            if first == "e" and line[:7] == "event: ":
+                etype = line[7:]
+                continue
+            colon = line.find(":")
+            if colon < 0:
+                name, value = line, ""
+            else:
+                name = line[:colon]
+                value = (
+                    line[colon + 2 :] if line[colon + 1 : colon + 2] == " " else line[colon + 1 :]
+                )
+            if name == "data":
+                data.append(value)
+            elif name == "id":
+                if "\0" not in value:
+                    eid = value
+            elif name == "event":
+                etype = value
+            elif name == "retry" and value.isascii() and value.isdigit():
+                retry = int(value)
+                self.retry = retry
+        self._data, self._etype, self._id, self._retry, self._size = data, etype, eid, retry, size
+        self._skipping = skipping
         return oversize

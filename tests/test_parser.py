@@ -200,7 +200,7 @@ class TestMaxEventBytes:
             parser.feed(b"data: " + b"x" * 2000)
         for _ in range(100):  # 6.4 MB more of the same line: nothing raised, nothing buffered
             assert parser.feed(b"x" * 65536) == []
-            assert len(parser._buf) <= 1
+            assert parser.buffered == 0
         assert parser.feed(b"\n\ndata: after\n\n") == [Event(data="after")]
 
     def test_oversized_complete_block_skipped_and_later_events_kept(self) -> None:
@@ -267,4 +267,33 @@ def test_property_arbitrary_bytes_only_documented_errors_and_bounded_buffer(
                 assert isinstance(ev, Event)
         except SSEEventTooLarge as err:  # the documented error; its events stay whole
             assert all(isinstance(e, Event) for e in err.events)  # noqa: PT017
-        assert len(parser._buf) <= limit + 1
+        assert parser.buffered <= limit + 37
+
+
+uniform_shapes = st.sampled_from(
+    [("id",), ("event",), ("id", "event"), ("event", "id"), ("retry",), ()]
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    uniform_shapes,
+    st.lists(st.tuples(field_text, field_text.filter(bool), data_text), min_size=1, max_size=30),
+    st.integers(1, 64),
+)
+def test_property_uniform_streams_parse_the_same_in_bulk_and_line_by_line(
+    shape: tuple[str, ...], rows: list[tuple[str, str, str]], chunk: int
+) -> None:
+    """Streams whose blocks all have one shape take the bulk path; byte-wise feeding never does."""
+    evs = [
+        Event(
+            event=etype if "event" in shape else "message",
+            data=data,
+            id=eid if "id" in shape else "",
+            retry=7 if "retry" in shape else None,
+        )
+        for eid, etype, data in rows
+    ]
+    blob = b"".join(encode(e) for e in evs)
+    chunks = [blob[i : i + chunk * 1024] for i in range(0, len(blob), chunk * 1024)]
+    assert _feed_all(chunks) == _feed_all([blob[i : i + 1] for i in range(len(blob))])
