@@ -1,0 +1,25 @@
+"""`demo_app()`: a FastAPI app with every demo producer and the live index page.
+
+Each producer family lives in its own module with an `install(app)` function; adding a
+family means adding it to `_FAMILIES`, nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastapi import FastAPI
+
+from . import _basic, _page
+
+__all__ = ["demo_app"]
+
+_FAMILIES: list[Callable[[FastAPI], None]] = [_basic.install, _page.install]
+
+
+def demo_app() -> FastAPI:
+    """A new app serving the demo producers (see DESIGN.md's table) and `/`."""
+    app = FastAPI(title="ssenb demo producers", docs_url="/docs", redoc_url=None)
+    for install in _FAMILIES:
+        install(app)
+    return app

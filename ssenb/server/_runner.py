@@ -1,0 +1,349 @@
+"""`serve()`: uvicorn in a daemon thread with its own event loop, safe to re-run in a cell.
+
+The recipe (research/jupyter.md section 1): the socket is bound here, in the caller's thread,
+with SO_REUSEADDR, so a busy port fails at once with the OS error and port 0 is known before
+the thread starts; the thread runs `uvicorn.Server.serve(sockets=[sock])` on a fresh loop;
+`serve()` waits for `started` while checking that the thread is alive, so an app that fails
+at startup raises its real cause in the cell instead of timing out. `stop()` first ends every
+open event stream cooperatively (they finish in one loop turn), then asks uvicorn to exit,
+and forces it after a second. Servers are kept by name in `ssenb._state`, so re-running a
+cell replaces the old server (same port when it is free) instead of leaking it, and an
+`atexit` hook stops them all. uvicorn's log lines go to an in-memory buffer (`handle.logs()`),
+never to stderr, where they would land in whichever cell happens to be running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import hmac
+import html
+import ipaddress
+import logging
+import socket
+import threading
+import time
+from collections import deque
+from types import TracebackType
+
+import uvicorn
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from .. import _state
+from ._response import AbortConnection, open_streams, stop_streams
+
+__all__ = ["ServerHandle", "serve", "stop_all"]
+
+_START_TIMEOUT = 15.0
+_LOGGERS = ("uvicorn", "ssenb.server")
+
+
+class _LogBuffer(logging.Handler):
+    """Keeps the last records of the server loggers in memory, tagged by thread name."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.records: deque[logging.LogRecord] = deque(maxlen=2000)
+        self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+class _DropAborts(logging.Filter):
+    """uvicorn logs a traceback when a producer cuts a connection on purpose: drop it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, AbortConnection)
+
+
+def _log_buffer() -> _LogBuffer:
+    handler = _state.flags.get("log_buffer")
+    if not isinstance(handler, _LogBuffer):
+        handler = _LogBuffer()
+        _state.flags["log_buffer"] = handler
+    for name in _LOGGERS:
+        logger = logging.getLogger(name)
+        for old in [h for h in logger.handlers if type(h).__name__ == "_LogBuffer"]:
+            logger.removeHandler(old)
+        logger.addHandler(handler)
+        logger.propagate = False
+        if logger.level == logging.NOTSET:
+            logger.setLevel(logging.INFO)
+    error_logger = logging.getLogger("uvicorn.error")
+    if not any(type(f).__name__ == "_DropAborts" for f in error_logger.filters):
+        error_logger.addFilter(_DropAborts())
+    return handler
+
+
+class _RequireToken:
+    """Pure ASGI guard: every HTTP request needs `Authorization: Bearer <token>` (else 401).
+
+    Pure ASGI rather than BaseHTTPMiddleware, which hides client disconnects from streams.
+    """
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self.app = app
+        self._expected = f"Bearer {token}".encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            given = dict(scope["headers"]).get(b"authorization", b"")
+            if not hmac.compare_digest(given, self._expected):
+                if scope["type"] == "websocket":
+                    await send({"type": "websocket.close", "code": 1008})
+                    return
+                body = b'{"detail":"missing or wrong bearer token"}'
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 401,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()),
+                            (b"www-authenticate", b"Bearer"),
+                        ],
+                    }
+                )
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+class ServerHandle:
+    """A running (or stopped) background server: `.url`, `.app`, `.stop()`, `with`.
+
+    `.app` is the served ASGI app itself, so routes added to it later are live at once.
+    """
+
+    def __init__(self, app: ASGIApp, sock: socket.socket, *, name: str, token: str | None):
+        self.app = app
+        self.name = name
+        self.host, self.port = sock.getsockname()[:2]
+        shown = f"[{self.host}]" if ":" in self.host else self.host
+        self.url = f"http://{shown}:{self.port}"
+        self.started_at = time.time()
+        self.error: BaseException | None = None
+        self._token_set = token is not None
+        served = app if token is None else _RequireToken(app, token)
+        config = uvicorn.Config(
+            served,
+            log_config=None,
+            log_level="info",
+            access_log=False,
+            loop="asyncio",
+            lifespan="auto",
+            timeout_graceful_shutdown=1,
+        )
+        self._server = uvicorn.Server(config)
+        self._sock = sock
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopped = False
+        self._thread = threading.Thread(target=self._run, name=f"ssenb-server-{name}", daemon=True)
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            loop.run_until_complete(self._server.serve(sockets=[self._sock]))
+        except BaseException as exc:  # startup failure is SystemExit(3): keep it for the cell
+            self.error = exc
+        finally:
+            try:
+                pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+                for task in pending:
+                    task.cancel()
+                if pending:
+                    loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            finally:
+                loop.close()
+                self._sock.close()
+
+    def _start(self) -> None:
+        self._thread.start()
+        deadline = time.monotonic() + _START_TIMEOUT
+        while not self._server.started:
+            if not self._thread.is_alive():
+                self._stopped = True
+                raise self._startup_error()
+            if time.monotonic() > deadline:
+                self.stop()
+                raise TimeoutError(f"server {self.name!r} did not start in {_START_TIMEOUT} s")
+            time.sleep(0.005)
+
+    def _startup_error(self) -> RuntimeError:
+        cause: BaseException | None = None
+        for record in reversed(self.logs_records()):
+            if record.exc_info and record.exc_info[1] is not None:
+                cause = record.exc_info[1]
+                break
+        cause = cause or self.error
+        lines = [r.getMessage() for r in self.logs_records() if r.levelno >= logging.ERROR]
+        detail = f"{type(cause).__name__}: {cause}" if cause is not None else "unknown cause"
+        err = RuntimeError(f"server {self.name!r} failed to start: {detail}")
+        err.__cause__ = cause
+        if lines:
+            err.add_note("\n".join(lines[-5:]))
+        return err
+
+    @property
+    def running(self) -> bool:
+        """True while the server thread is alive and serving."""
+        return self._thread.is_alive() and self._server.started and not self._stopped
+
+    @property
+    def streams(self) -> int:
+        """Number of event streams open right now."""
+        loop = self._loop
+        return open_streams(loop) if loop is not None and self.running else 0
+
+    def logs_records(self) -> list[logging.LogRecord]:
+        """This server's log records (uvicorn's and ssenb's), oldest first."""
+        handler = _state.flags.get("log_buffer")
+        records = list(handler.records) if isinstance(handler, _LogBuffer) else []
+        return [r for r in records if r.threadName == self._thread.name]
+
+    def logs(self, n: int = 50) -> list[str]:
+        """The last `n` log lines of this server, formatted."""
+        handler = _state.flags.get("log_buffer")
+        if not isinstance(handler, _LogBuffer):
+            return []
+        return [handler.format(r) for r in self.logs_records()[-n:]]
+
+    def stop(self) -> None:
+        """End open streams, stop uvicorn, join the thread (about 0.3 s; forced after 1 s)."""
+        self._stopped = True
+        _state.unregister_server(self.name, self)
+        loop, thread = self._loop, self._thread
+        if not thread.is_alive():
+            return
+        if loop is not None:
+            try:
+                loop.call_soon_threadsafe(stop_streams, loop)
+            except RuntimeError:  # the loop already closed
+                pass
+        self._server.should_exit = True
+        thread.join(1.0)
+        if thread.is_alive():
+            self._server.force_exit = True
+            thread.join(2.0)
+
+    def __enter__(self) -> ServerHandle:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType
+    ) -> None:
+        self.stop()
+
+    def _state_text(self) -> str:
+        if self.running:
+            n = self.streams
+            return f"running, {n} open stream{'s' if n != 1 else ''}"
+        if self.error is not None and not isinstance(self.error, SystemExit):
+            return f"died: {type(self.error).__name__}: {self.error}"
+        return "stopped"
+
+    def __repr__(self) -> str:
+        auth = ", token required" if self._token_set else ""
+        return f"<ssenb server {self.name!r} at {self.url} {self._state_text()}{auth}>"
+
+    def _repr_html_(self) -> str:
+        name, url = html.escape(self.name), html.escape(self.url)
+        link = f'<a href="{url}/" target="_blank">{url}</a>' if self.running else url
+        return (
+            f"<div style='font-family:monospace'><b>ssenb server</b> {name} at {link}: "
+            f"{html.escape(self._state_text())}</div>"
+        )
+
+
+def serve(
+    app: ASGIApp | None = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    name: str = "demo",
+    allow_remote: bool = False,
+    token: str | None = None,
+) -> ServerHandle:
+    """Serve `app` (default: a fresh `demo_app()`) in a background thread; returns a handle.
+
+    Binds loopback only unless `allow_remote=True`. `port=0` picks a free port, or reuses the
+    port of the server this one replaces (same `name`) when it is free. With `token`, every
+    request must carry `Authorization: Bearer <token>` (401 otherwise). Raises `OSError` for
+    a busy port and `RuntimeError` (with the app's own exception as cause) when startup fails.
+    """
+    if not _is_loopback(host) and not allow_remote:
+        raise ValueError(
+            f"host {host!r} is not a loopback address; pass allow_remote=True to expose the "
+            "server to other machines (and consider token=...)"
+        )
+    if token is not None and (not token or any(c in token for c in "\r\n ")):
+        raise ValueError("token must be a non-empty string without spaces or newlines")
+    if app is None:
+        from ._demo import demo_app
+
+        app = demo_app()
+    _log_buffer()
+    _register_atexit()
+    old = _state.servers.get(name)
+    reuse = 0
+    if isinstance(old, ServerHandle):
+        if port == 0 and old.host == host:
+            reuse = old.port
+        old.stop()
+    sock: socket.socket | None = None
+    if reuse:
+        try:
+            sock = _bind(host, reuse)
+        except OSError:
+            sock = None
+    if sock is None:
+        sock = _bind(host, port)
+    handle = ServerHandle(app, sock, name=name, token=token)
+    try:
+        handle._start()
+    except BaseException:
+        sock.close()
+        raise
+    _state.register_server(name, handle)
+    return handle
+
+
+def stop_all() -> int:
+    """Stop every server started with `serve()`; returns how many were running."""
+    handles = [h for h in list(_state.servers.values()) if isinstance(h, ServerHandle)]
+    running = sum(1 for h in handles if h.running)
+    for handle in handles:
+        handle.stop()
+    return running
+
+
+def _register_atexit() -> None:
+    if not _state.flags.get("atexit"):
+        atexit.register(stop_all)
+        _state.flags["atexit"] = True
