@@ -1,0 +1,385 @@
+"""`EventSource`: a spec-exact, resuming SSE client over httpx, sync and async.
+
+Two thin loops (one over `httpx.Client`, one over `httpx.AsyncClient`; the sync one never
+touches asyncio) share the pure decision core `StreamPlan`. Bytes come from
+`iter_bytes`/`aiter_bytes`, which undo gzip (raw bytes would not), and go straight into the
+core `EventParser`, never through httpx's line splitting (it cuts at U+2028). Per event the
+loops do nothing but yield: the done sentinel is searched in C over each parsed batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import weakref
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from operator import itemgetter
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from .._errors import SSEError, SSEEventTooLarge
+from .._models import Event
+from ._policy import BODY_HEAD, RetryPolicy, StreamPlan
+
+__all__ = ["EventSource"]
+
+_data = itemgetter(1)  # Event.data, read in C
+
+
+def _until_done(events: list[Event], done: str | None) -> tuple[list[Event], bool]:
+    """The events before the done sentinel, and whether it was among them."""
+    if done is None or done not in map(_data, events):
+        return events, False
+    return events[: list(map(_data, events)).index(done)], True
+
+
+class EventSource:
+    """Consume a Server-Sent Events endpoint: `with EventSource(url) as es: for ev in es:`,
+    or `async with` / `async for`.
+
+    Reconnects the way DESIGN.md's "End of a stream" says: with `reconnect="auto"` a stream
+    that declared itself resumable (an `id:` or `retry:` seen, or `last_event_id=` given) is
+    resumed with `Last-Event-ID` after a drop or a clean end; a GET without ids only after an
+    error; a POST without ids never, so a request is never silently sent twice. `"always"`
+    behaves like a browser, `"never"` makes one attempt. Stops for good on 204 (quietly), on
+    4xx other than 408/429 (`SSEStatusError`), on a non-SSE content type
+    (`SSEContentTypeError`), on `close()`, and quietly at an event whose data equals `done`.
+
+    `connect_timeout` bounds connecting; `idle_timeout` bounds the silence between any two
+    reads (set it above the server's heartbeat interval to detect dead connections).
+    Headers given here (auth included) go out on every reconnect. A `client` passed in is
+    used as is and left open; otherwise one is created per iteration and closed with it.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        method: str = "GET",
+        headers: Mapping[str, str] | None = None,
+        params: Any = None,
+        json: Any = None,
+        last_event_id: str | None = None,
+        reconnect: str = "auto",
+        max_retries: int | None = 10,
+        done: str | None = "[DONE]",
+        connect_timeout: float | None = 10.0,
+        idle_timeout: float | None = 60.0,
+        max_event_bytes: int | None = 16 << 20,
+        client: httpx.Client | httpx.AsyncClient | None = None,
+        retry_policy: RetryPolicy | None = None,
+        on_state: Callable[[str], None] | None = None,
+    ) -> None:
+        self.url = str(url)
+        self._method = method.upper()
+        self._headers = dict(headers) if headers else {}
+        self._params = params
+        self._json = json
+        self._done = done
+        self._client = client
+        self._timeout = httpx.Timeout(
+            connect=connect_timeout, read=idle_timeout, write=connect_timeout, pool=connect_timeout
+        )
+        self._plan = StreamPlan(
+            self.url,
+            method=self._method,
+            reconnect=reconnect,
+            max_retries=max_retries,
+            policy=retry_policy,
+            last_event_id=last_event_id,
+            max_event_bytes=max_event_bytes,
+            idle_timeout=idle_timeout,
+            on_state=on_state,
+        )
+        self._closed = False
+        self._wake = threading.Event()  # set by close(): cuts a sync reconnect wait short
+        self._async_wake: tuple[asyncio.AbstractEventLoop, asyncio.Event] | None = None
+        self._response: httpx.Response | None = None
+        self._gen: weakref.ref[Any] | None = None
+
+    # -- public state ---------------------------------------------------------------------
+
+    @property
+    def last_event_id(self) -> str:
+        """The id a resume sends as `Last-Event-ID` (live while iterating)."""
+        return self._plan.last_event_id
+
+    @property
+    def reconnects(self) -> int:
+        """How many times a new connection was made after the first."""
+        return self._plan.reconnects
+
+    @property
+    def status(self) -> int | None:
+        """The HTTP status of the latest response (None before the first)."""
+        return self._plan.status
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """The headers of the latest response (case-insensitive when from httpx)."""
+        return self._plan.headers
+
+    @property
+    def state(self) -> str:
+        """ "connecting", "open", "reconnecting" or "closed"."""
+        return self._plan.state
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        return self._plan.policy
+
+    def __repr__(self) -> str:
+        return (
+            f"<EventSource {self._method} {self.url} state={self.state} "
+            f"last_event_id={self.last_event_id!r} reconnects={self.reconnects}>"
+        )
+
+    # -- closing --------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop for good, at once: from the loop body, another thread, or after the end.
+
+        A suspended sync iteration is closed directly (its connection released before this
+        returns); one blocked in a read on another thread or task is woken by shutting the
+        socket down, and ends quietly.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        self._wake.set()
+        if self._async_wake is not None:
+            loop, event = self._async_wake
+            try:
+                same = asyncio.get_running_loop() is loop
+            except RuntimeError:
+                same = False
+            if same:
+                event.set()
+            elif not loop.is_closed():
+                loop.call_soon_threadsafe(event.set)
+        gen = self._gen() if self._gen is not None else None
+        if gen is not None and hasattr(gen, "close"):
+            try:
+                gen.close()
+            except ValueError:  # running on another thread: wake its read instead
+                self._shutdown()
+        else:
+            self._shutdown()
+        self._plan.close()
+
+    async def aclose(self) -> None:
+        """Async `close()`: also finishes a suspended async iteration and its connection."""
+        gen = self._gen() if self._gen is not None else None
+        self.close()
+        if gen is not None and hasattr(gen, "aclose") and not gen.ag_running:
+            await gen.aclose()
+
+    def _shutdown(self) -> None:
+        """Shut the live socket down so a read blocked on it returns now."""
+        response = self._response
+        stream = response.extensions.get("network_stream") if response is not None else None
+        sock = stream.get_extra_info("socket") if stream is not None else None
+        if isinstance(sock, socket.socket):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def __enter__(self) -> EventSource:
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    async def __aenter__(self) -> EventSource:
+        return self
+
+    async def __aexit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    def _start(self, mode: str) -> None:
+        """Refuse a second concurrent iteration and a client of the other kind."""
+        gen = self._gen() if self._gen is not None else None
+        running = gen is not None and (
+            gen.gi_frame is not None if mode == "sync" else gen.ag_frame is not None
+        )
+        if running:
+            raise RuntimeError("this EventSource is already being iterated")
+        wanted = httpx.Client if mode == "sync" else httpx.AsyncClient
+        if self._client is not None and not isinstance(self._client, wanted):
+            kind = "`with`/`for`" if mode == "sync" else "`async with`/`async for`"
+            raise TypeError(f"{kind} needs an {wanted.__module__}.{wanted.__name__} as client=")
+
+    def _request(self) -> dict[str, Any]:
+        return {
+            "headers": self._plan.request_headers(self._headers),
+            "params": self._params,
+            "json": self._json,
+            "timeout": self._timeout,
+            "follow_redirects": True,
+        }
+
+    # -- sync loop ------------------------------------------------------------------------
+
+    def __iter__(self) -> Iterator[Event]:
+        self._start("sync")
+        gen = self._iter_sync()
+        self._gen = weakref.ref(gen)
+        return gen
+
+    def _iter_sync(self) -> Iterator[Event]:
+        plan = self._plan
+        own = self._client is None
+        client = httpx.Client() if own else self._client
+        assert isinstance(client, httpx.Client)
+        try:
+            while not self._closed:
+                parser = plan.begin()
+                delivered = 0
+                error: SSEError | None = None
+                try:
+                    with client.stream(self._method, self.url, **self._request()) as response:
+                        self._response = response
+                        verdict = plan.opened(response.status_code, response.headers)
+                        if verdict == "stop":
+                            return
+                        if verdict != "stream":
+                            body = bytearray()
+                            try:
+                                for chunk in response.iter_bytes():
+                                    body += chunk
+                                    if len(body) >= BODY_HEAD:
+                                        break
+                            except httpx.HTTPError:
+                                pass
+                            error = plan.response_error(verdict, bytes(body))
+                            if plan.state == "closed":
+                                raise error
+                        else:
+                            done = self._done
+                            feed = parser.feed
+                            for chunk in response.iter_bytes():
+                                try:
+                                    events = feed(chunk)
+                                except SSEEventTooLarge as exc:
+                                    yield from _until_done(exc.events, done)[0]
+                                    raise plan.too_large(exc) from None
+                                if events:
+                                    delivered += len(events)
+                                    events, finished = _until_done(events, done)
+                                    yield from events
+                                    if finished:
+                                        return
+                except httpx.TransportError as exc:
+                    if self._closed:
+                        return
+                    error = plan.network_error(exc, idle=isinstance(exc, httpx.ReadTimeout))
+                except httpx.HTTPError as exc:  # redirects, decoding: not worth a retry
+                    if self._closed:
+                        return
+                    plan.set_state("closed")
+                    raise plan.network_error(exc, idle=False) from exc
+                finally:
+                    self._response = None
+                if self._closed:
+                    return
+                delay = plan.end(delivered, error)
+                if delay is None or self._wake.wait(delay):
+                    return
+        finally:
+            self._closed = True
+            plan.close()
+            if own:
+                client.close()
+
+    # -- async loop -----------------------------------------------------------------------
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        self._start("async")
+        gen = self._iter_async()
+        self._gen = weakref.ref(gen)
+        return gen
+
+    async def _iter_async(self) -> AsyncIterator[Event]:
+        plan = self._plan
+        own = self._client is None
+        client = httpx.AsyncClient() if own else self._client
+        assert isinstance(client, httpx.AsyncClient)
+        wake = asyncio.Event()
+        self._async_wake = (asyncio.get_running_loop(), wake)
+        try:
+            while not self._closed:
+                parser = plan.begin()
+                delivered = 0
+                error: SSEError | None = None
+                try:
+                    async with client.stream(self._method, self.url, **self._request()) as response:
+                        self._response = response
+                        verdict = plan.opened(response.status_code, response.headers)
+                        if verdict == "stop":
+                            return
+                        if verdict != "stream":
+                            body = bytearray()
+                            try:
+                                async for chunk in response.aiter_bytes():
+                                    body += chunk
+                                    if len(body) >= BODY_HEAD:
+                                        break
+                            except httpx.HTTPError:
+                                pass
+                            error = plan.response_error(verdict, bytes(body))
+                            if plan.state == "closed":
+                                raise error
+                        else:
+                            done = self._done
+                            feed = parser.feed
+                            async for chunk in response.aiter_bytes():
+                                try:
+                                    events = feed(chunk)
+                                except SSEEventTooLarge as exc:
+                                    for event in _until_done(exc.events, done)[0]:
+                                        yield event
+                                    raise plan.too_large(exc) from None
+                                if events:
+                                    delivered += len(events)
+                                    events, finished = _until_done(events, done)
+                                    for event in events:
+                                        if self._closed:
+                                            return
+                                        yield event
+                                    if finished:
+                                        return
+                except httpx.TransportError as exc:
+                    if self._closed:
+                        return
+                    error = plan.network_error(exc, idle=isinstance(exc, httpx.ReadTimeout))
+                except httpx.HTTPError as exc:
+                    if self._closed:
+                        return
+                    plan.set_state("closed")
+                    raise plan.network_error(exc, idle=False) from exc
+                finally:
+                    self._response = None
+                if self._closed:
+                    return
+                delay = plan.end(delivered, error)
+                if delay is None:
+                    return
+                try:
+                    await asyncio.wait_for(wake.wait(), delay)
+                    return  # woken by close()
+                except TimeoutError:
+                    pass
+        finally:
+            self._closed = True
+            self._async_wake = None
+            plan.close()
+            if own:
+                await client.aclose()
