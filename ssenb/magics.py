@@ -1,0 +1,260 @@
+"""IPython magics: `%load_ext ssenb`, then `%sse`, `%%sse`, `%sse_server`, `%sse_load`.
+
+The magics are a thin shell over the library (`serve`, `collect`, `watch`, `read_jsonl`):
+anything a magic does, a plain function call does too. Magics must block or return a handle
+(IPython does not await a coroutine a magic returns), so `%sse` blocks until n / timeout / end
+and `%sse --bg` returns a live `Subscription` at once. User mistakes raise `UsageError`, which
+IPython shows as one line, never a traceback. Defaults are traits: `%config SSEMagics.timeout = 5`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, needs_local_scope
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from traitlets import Float, Integer, Unicode
+
+from ._errors import SSEError
+
+__all__ = ["SSEMagics", "load_ipython_extension", "unload_ipython_extension"]
+
+
+def _parse(func: Any, line: str) -> Any:
+    try:
+        return parse_argstring(func, line)
+    except UsageError:
+        raise
+    except SystemExit as exc:  # argparse's --help or an argparse error that slipped through
+        raise UsageError(f"bad arguments: {line!r}") from exc
+
+
+def _headers(pairs: list[str] | None) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for pair in pairs or []:
+        name, sep, value = pair.partition(":")
+        if not sep or not name.strip():
+            raise UsageError(f"-H wants 'Name: value', got {pair!r}")
+        headers[name.strip()] = value.strip()
+    return headers
+
+
+@magics_class
+class SSEMagics(Magics):
+    """`%sse` and friends. Configure with `%config SSEMagics.<trait> = value`."""
+
+    timeout = Float(
+        30.0, allow_none=True, help="Default -t for %sse: seconds before it returns what arrived."
+    ).tag(config=True)
+    n = Integer(
+        None, allow_none=True, help="Default -n for %sse: stop after this many events."
+    ).tag(config=True)
+    server = Unicode(
+        "demo", help="Name of the demo server that relative paths resolve against."
+    ).tag(config=True)
+
+    # --- helpers -----------------------------------------------------------------------------
+
+    def _resolve(self, url: str) -> str:
+        """`/stream?n=5` -> URL on the running demo server (started if none runs)."""
+        if url.startswith(("http://", "https://")):
+            return url
+        if not url.startswith("/"):
+            raise UsageError(
+                f"URL must start with http://, https:// or / (a demo path), got {url!r}"
+            )
+        from .server import serve
+
+        handle = _running(self.server) or serve(name=self.server)
+        return handle.url + url
+
+    def _source_kw(self, args: Any, body: str | None = None) -> dict[str, Any]:
+        kw: dict[str, Any] = {"method": args.method.upper()}
+        headers = _headers(args.header)
+        if headers:
+            kw["headers"] = headers
+        if body is not None and body.strip():
+            try:
+                kw["json"] = json.loads(body)
+            except json.JSONDecodeError as exc:
+                raise UsageError(f"the cell body must be JSON: {exc}") from exc
+        return kw
+
+    def _store(self, name: str | None, value: Any) -> None:
+        if name:
+            if not name.isidentifier():
+                raise UsageError(f"-o wants a variable name, got {name!r}")
+            self.shell.user_ns[name] = value
+
+    def _run(self, args: Any, body: str | None = None) -> Any:
+        url = self._resolve(args.url)
+        kw = self._source_kw(args, body)
+        n = args.n if args.n is not None else self.n
+        timeout = args.timeout if args.timeout is not None else self.timeout
+        if n is not None and n < 1:
+            raise UsageError("-n must be at least 1")
+        if args.bg or args.live:
+            from .notebook import watch
+
+            sub = watch(url, record=args.record, **kw)
+            if args.bg:
+                self._store(args.output, sub)
+                return sub
+            sub.wait(timeout)
+            sub.stop()
+            frame = sub.df
+        else:
+            frame = self._collect(url, n, timeout, args.record, kw)
+        if args.event:
+            frame = frame[frame["event"].isin(args.event)].reset_index(drop=True)
+        if n is not None:
+            frame = frame.head(n)
+        self._store(args.output, frame)
+        return frame
+
+    def _collect(
+        self, url: str, n: int | None, timeout: float | None, path: str | None, kw: dict[str, Any]
+    ) -> Any:
+        from .notebook import collect
+
+        try:
+            return collect(url, n=n, timeout=timeout, record=path, **kw)
+        except SSEError as err:
+            partial = err.partial
+            if partial is not None and len(partial):
+                print(f"stream ended with an error after {len(partial)} events: {err}")
+                return partial
+            raise UsageError(str(err)) from err
+
+    # --- magics ------------------------------------------------------------------------------
+
+    @magic_arguments()
+    @argument("url", help="http(s) URL, or a path such as /stream?n=5 on the demo server")
+    @argument("-n", type=int, default=None, help="stop after N events")
+    @argument("-t", "--timeout", type=float, default=None, help="stop after SECONDS (default 30)")
+    @argument("-e", "--event", action="append", help="keep only this event type (repeatable)")
+    @argument("--record", metavar="FILE", help="also append the events to this JSONL file")
+    @argument("--live", action="store_true", help="show a live view while reading")
+    @argument("--bg", action="store_true", help="return a live Subscription at once")
+    @argument("-X", "--method", default="GET", help="HTTP method (POST for LLM endpoints)")
+    @argument("-H", "--header", action="append", help="request header 'Name: value' (repeatable)")
+    @argument("-o", "--output", metavar="VAR", help="also store the result in this variable")
+    @needs_local_scope
+    @line_magic
+    def sse(self, line: str, local_ns: dict[str, Any] | None = None) -> Any:
+        """Read a Server-Sent Events stream into a DataFrame (or a live Subscription with --bg).
+
+        Examples::
+
+            df = %sse /stream?n=5&interval=0
+            df = %sse http://127.0.0.1:8000/ticks -n 1000 -t 5 --record ticks.jsonl
+            sub = %sse /ticks?rate=50 --bg
+        """
+        return self._run(_parse(self.sse, line))
+
+    @magic_arguments()
+    @argument("url", help="http(s) URL, or a path such as /chat on the demo server")
+    @argument("-n", type=int, default=None, help="stop after N events")
+    @argument("-t", "--timeout", type=float, default=None, help="stop after SECONDS (default 30)")
+    @argument("-e", "--event", action="append", help="keep only this event type (repeatable)")
+    @argument("--record", metavar="FILE", help="also append the events to this JSONL file")
+    @argument("--live", action="store_true", help="show a live view while reading")
+    @argument("--bg", action="store_true", help="return a live Subscription at once")
+    @argument("-X", "--method", default="POST", help="HTTP method (default POST)")
+    @argument("-H", "--header", action="append", help="request header 'Name: value' (repeatable)")
+    @argument("-o", "--output", metavar="VAR", help="also store the result in this variable")
+    @cell_magic("sse")
+    def sse_cell(self, line: str, cell: str) -> Any:
+        """Send the cell body as the JSON request body and read the SSE answer.
+
+        Example::
+
+            %%sse /v1/chat/completions -o answer
+            {"model": "demo", "stream": true, "messages": [{"role": "user", "content": "hi"}]}
+        """
+        return self._run(_parse(self.sse_cell, line), body=cell)
+
+    @magic_arguments()
+    @argument("action", choices=["start", "stop", "status", "url"], help="what to do")
+    @argument("--port", type=int, default=0, help="port to bind on 127.0.0.1 (0 = any free one)")
+    @argument("--app", metavar="MODULE:ATTR", help="serve this ASGI app instead of the demo app")
+    @argument("--name", default=None, help="server name (default: SSEMagics.server)")
+    @argument("--all", action="store_true", help="with stop: stop every ssenb server")
+    @line_magic
+    def sse_server(self, line: str) -> Any:
+        """Start, stop or inspect the background demo server (start is idempotent)."""
+        args = _parse(self.sse_server, line)
+        from . import _status
+        from .server import serve, stop_all
+
+        name = args.name or self.server
+        if args.action == "start":
+            handle = _running(name)
+            if handle is not None and (not args.port or handle.port == args.port) and not args.app:
+                return handle
+            return serve(_load_app(args.app) if args.app else None, port=args.port, name=name)
+        if args.action == "stop":
+            if args.all:
+                stop_all()
+            elif (handle := _running(name)) is not None:
+                handle.stop()
+            return None
+        if args.action == "url":
+            handle = _running(name)
+            if handle is None:
+                raise UsageError(f"no server named {name!r} is running: %sse_server start")
+            return handle.url
+        return _status.status()
+
+    @magic_arguments()
+    @argument("path", help="a JSONL recording")
+    @argument("--raw", action="store_true", help="keep data as raw strings (parse_data=False)")
+    @argument("-o", "--output", metavar="VAR", help="also store the DataFrame in this variable")
+    @line_magic
+    def sse_load(self, line: str) -> Any:
+        """Load a JSONL recording into a DataFrame."""
+        args = _parse(self.sse_load, line)
+        path = Path(args.path).expanduser()
+        if not path.exists():
+            raise UsageError(f"no such recording: {path}")
+        from .record import read_jsonl
+
+        frame = read_jsonl(path, parse_data=not args.raw)
+        self._store(args.output, frame)
+        return frame
+
+
+def _running(name: str) -> Any:
+    """The running server of that name, or None."""
+    from . import _state
+
+    handle = _state.servers.get(name)
+    return handle if handle is not None and handle.running else None
+
+
+def _load_app(spec: str) -> Any:
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise UsageError(f"--app wants MODULE:ATTR, got {spec!r}")
+    try:
+        module = importlib.import_module(module_name)
+        return getattr(module, attr)
+    except (ImportError, AttributeError) as exc:
+        raise UsageError(f"cannot load {spec!r}: {exc}") from exc
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """Called by `%load_ext ssenb`."""
+    ipython.register_magics(SSEMagics)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """Called by `%unload_ext ssenb`: the magics stay until the kernel restarts (IPython has no
+    unregister), but servers and subscriptions are stopped."""
+    from .server import stop_all
+
+    stop_all()

@@ -1,0 +1,99 @@
+"""Every tutorial notebook runs top to bottom in a real kernel, fast, and cleans up after itself.
+
+Notebooks are committed without outputs; each is executed here by nbclient in a fresh kernel
+(cwd: a scratch folder, so recordings never land in the repo), with a per-cell timeout and a
+whole-notebook bound, and must leave no kernel process, server thread or listening port behind.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+CELL_TIMEOUT = 60
+NOTEBOOK_BUDGET = 60.0
+
+
+def test_there_are_tutorials() -> None:
+    assert NOTEBOOKS, "notebooks/ must hold at least the quick start"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_committed_without_outputs(path: Path) -> None:
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert not cell.get("outputs"), f"{path.name}: a cell has outputs"
+            assert cell.get("execution_count") is None, f"{path.name}: a cell has a count"
+    assert "widgets" not in nb.metadata
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_ends_with_an_assert_cell(path: Path) -> None:
+    nb = nbformat.read(path, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert any("assert " in c.source for c in code[-3:]), f"{path.name}: no final assert"
+
+
+def _listening_ports(pid: int) -> set[int]:
+    """Ports a process listens on (from /proc), to check a kernel left none behind."""
+    inodes = set()
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    except (FileNotFoundError, PermissionError):
+        return set()
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # 0A = LISTEN
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_runs_top_to_bottom(path: Path, tmp_path: Path) -> None:
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(
+        nb,
+        timeout=CELL_TIMEOUT,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(tmp_path)}},
+        store_widget_state=True,
+    )
+    start = time.monotonic()
+    with client.setup_kernel():
+        pid = client.km.provisioner.pid if client.km.provisioner else None
+        client.execute()  # raises CellExecutionError with the failing cell and its traceback
+        # Everything the tutorial started must be stopped by its own last cell.
+        assert pid is not None
+        leftover = _listening_ports(pid)
+        assert not leftover, f"{path.name} left listening ports {leftover}"
+        check = nbformat.v4.new_code_cell(
+            "import threading; print(sorted(t.name for t in threading.enumerate()"
+            " if t.name.startswith('ssenb')))"
+        )
+        nb.cells.append(check)
+        client.execute_cell(check, len(nb.cells) - 1)
+        assert check.outputs[0]["text"].strip() == "[]", check.outputs
+    elapsed = time.monotonic() - start
+    assert elapsed < NOTEBOOK_BUDGET * 2, f"{path.name} took {elapsed:.1f} s"
+    # the kernel process is gone after setup_kernel's shutdown
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and os.path.exists(f"/proc/{pid}"):
+        time.sleep(0.1)
+    if os.path.exists(f"/proc/{pid}"):
+        state = Path(f"/proc/{pid}/stat").read_text().split()[2]
+        assert state == "Z", f"kernel {pid} still running after shutdown"
