@@ -122,7 +122,9 @@ class SSEMagics(Magics):
         from .notebook import collect
 
         try:
-            return collect(url, n=n, timeout=timeout, record=path, **kw)
+            if path:
+                kw = {**kw, "record": path}
+            return collect(url, n=n, timeout=timeout, **kw)
         except SSEError as err:
             partial = err.partial
             if partial is not None and len(partial):

@@ -59,6 +59,8 @@ class Kernel:
                 break
         shell = self.client.get_shell_msg(timeout=timeout)
         reply.status = shell["content"]["status"]
+        if reply.status == "error" and not reply.error:
+            reply.error = shell["content"]  # UsageError: no iopub error, only stderr + reply
         return reply
 
     def ok(self, code: str, timeout: float = 60.0) -> Reply:
@@ -77,6 +79,7 @@ def kernel(cwd: Path) -> Iterator[Kernel]:
     km = KernelManager(kernel_name="python3")
     km.start_kernel(cwd=str(cwd))
     k = Kernel(km)
+    k.run("%colors nocolor")
     try:
         yield k
     finally:

@@ -24,7 +24,8 @@ def test_server_start_is_idempotent_and_url_is_returned(k: Kernel) -> None:
     k.ok("h1 = %sse_server start")
     k.ok("h2 = %sse_server start")
     assert k.value("h1 is h2") == "True"
-    url = k.value("%sse_server url")
+    k.ok("u = %sse_server url")
+    url = k.value("u")
     assert url.startswith("http://127.0.0.1:")
 
 
