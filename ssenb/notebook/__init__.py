@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from ._batcher import DataFrameBatcher
 from ._collect import collect
+from ._watch import Subscription, watch
 
 __all__ = [
     "DataFrameBatcher",
+    "Subscription",
     "collect",
+    "watch",
 ]

@@ -103,6 +103,10 @@ class View:
         if error is not None:
             self.error = error
 
+    def current(self) -> View:
+        """The view that is really showing (an `AutoView` answers with its choice)."""
+        return self
+
     # -- rendering ------------------------------------------------------------------------
     def progress(self) -> tuple[int, str] | None:
         """`(percent, bar_style)` for views that drive a progress bar; None for the others."""

@@ -159,14 +159,22 @@ class Frame:
         import ipywidgets as w
 
         self.view = view
+        # layouts are passed in, not set afterwards: each later set would be one more message
+        shown = None if view.progress() is not None else "none"
         self.html = w.HTML(value=view.html())
-        self.bar = w.IntProgress(value=0, min=0, max=100, bar_style="info")
-        self.bar.layout.width = "min(480px, 100%)"
-        self.bar.layout.display = None if view.progress() is not None else "none"
-        self.button = w.Button(
-            description="Stop", icon="stop", tooltip="stop this subscription (data is kept)"
+        self.bar = w.IntProgress(
+            value=0,
+            min=0,
+            max=100,
+            bar_style="info",
+            layout=w.Layout(width="min(480px, 100%)", display=shown),
         )
-        self.button.layout.width = "auto"
+        self.button = w.Button(
+            description="Stop",
+            icon="stop",
+            tooltip="stop this subscription (data is kept)",
+            layout=w.Layout(width="auto"),
+        )
         if on_stop is not None:
             self.button.on_click(lambda _button: on_stop())
         self.box = w.VBox([self.bar, self.html, self.button])

@@ -1,0 +1,359 @@
+"""`watch()`: consume a stream in the background, live in the notebook, and keep everything.
+
+Why it works this way:
+
+1. The consumer runs on ssenb's own loop in a daemon thread (`_loop`), so it keeps reading,
+   batching and recording while a cell blocks, and a kernel interrupt (which lands in the
+   main thread) never reaches it.
+2. Everything that mutates a subscription (its events, batcher, view) runs on that loop, so
+   there are no locks; other threads read through `_loop.call` or atomic copies.
+3. Widgets are created in the cell that calls `watch()` and afterwards only have traits set,
+   from one throttled renderer (`Frame.tick`: at most 20 comm messages per second per view),
+   never `with output:`. A final tick sends the end state.
+4. Widget state changed from the loop is stamped with an earlier cell as parent, so a
+   notebook executed by nbclient would save it stale: `wait()` and `await sub` re-send every
+   widget's state and refresh the static HTML snapshot from the *current* cell.
+5. The display bundle carries both the widget view and an escaped HTML snapshot (and the
+   snapshot is refreshed when the stream ends), so GitHub and nbviewer show the result.
+6. Without a kernel (plain Python, terminal IPython) there are no widgets: a text status line
+   goes to stderr at most once a second and once at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Generator
+from typing import Any
+
+from .. import _state
+from .._models import Event
+from ..client import EventSource
+from ..record import JSONLRecorder
+from . import _loop
+from ._batcher import DataFrameBatcher
+from ._view_base import FINAL, View
+from ._views import Frame, make_view
+
+__all__ = ["Subscription", "watch"]
+
+TICK = 0.05  # seconds between renderer wake-ups (views and the frame throttle further)
+TEXT_EVERY = 1.0  # seconds between plain-text status lines
+STOP_TIMEOUT = 5.0
+
+
+def _in_kernel() -> bool:
+    """True inside a Jupyter kernel (widgets can render); False in plain Python or a terminal."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None  # type: ignore[attr-defined]
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+class Subscription:
+    """A background stream consumer with a live view; made by `watch()`.
+
+    Attributes read from any thread: `.df` (a DataFrame of everything kept so far), `.events`
+    (a list copy), `.status` ("connecting", "open", "reconnecting", then "done", "stopped" or
+    "error"), `.error` (the exception that ended it, or None), `.view` (the live view).
+    `stop()` ends it and keeps all data; `wait(timeout)` blocks until it ends; `await sub`
+    waits without blocking the kernel and returns `.df`.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        view: str | View = "auto",
+        record: Any = None,
+        batch_size: int = 1000,
+        flush_interval: float = 0.5,
+        max_rows: int | None = None,
+        display: bool | None = None,
+        **source_kw: Any,
+    ) -> None:
+        self.url = str(url)
+        self.view = make_view(view, self.url)
+        self._source = EventSource(self.url, on_state=self._on_state, **source_kw)
+        self._batcher = DataFrameBatcher(
+            batch_size=batch_size, flush_interval=flush_interval, max_rows=max_rows
+        )
+        self._events: deque[Event] = deque(maxlen=max_rows)
+        self._pending: list[Event] = []
+        self._recorder = JSONLRecorder(record, source=self.url) if record is not None else None
+        self.record_path = None if record is None else self._recorder.path  # type: ignore[union-attr]
+        self._status = "connecting"
+        self.error: BaseException | None = None
+        self._stopping = False
+        self._done = threading.Event()
+        self._text = display is None and not _in_kernel()
+        self._frame: Frame | None = None
+        if display is not False and not self._text:
+            self._frame = Frame(self.view, on_stop=self.stop)
+        self._handles: list[Any] = []
+        self._shown_in: int | None = None
+        self.started_at = time.time()
+        self._task: asyncio.Task[None] | None = None
+        _state.register_subscription(self)
+        self._future = _loop.submit(self._main())
+
+    # -- public state ---------------------------------------------------------------------
+    @property
+    def status(self) -> str:
+        """connecting, open, reconnecting; then done, stopped or error."""
+        return self._status
+
+    @property
+    def events(self) -> list[Event]:
+        """Every event kept (the newest `max_rows` when set), as a list copy."""
+        return list(self._events)  # one C-level copy: atomic under the GIL
+
+    @property
+    def df(self) -> Any:
+        """The events so far as a DataFrame (DESIGN.md columns); the batcher is thread-safe."""
+        return self._batcher.df
+
+    @property
+    def name(self) -> str:
+        """A label for `ssenb.status()`: the kind of view showing it."""
+        return f"watch ({self.view.current().kind})"
+
+    @property
+    def running(self) -> bool:
+        """True until the subscription has ended and flushed everything."""
+        return not self._done.is_set()
+
+    def __repr__(self) -> str:
+        return (
+            f"<Subscription {self.url} status={self._status} events={self.view.count}"
+            + (f" error={type(self.error).__name__}" if self.error else "")
+            + ">"
+        )
+
+    def info(self) -> dict[str, Any]:
+        """A summary for `ssenb.status()`: url, status, events, error, recording path."""
+        return {
+            "url": self.url,
+            "status": self._status,
+            "events": len(self._events),
+            "error": None if self.error is None else f"{type(self.error).__name__}: {self.error}",
+            "record": None if self.record_path is None else str(self.record_path),
+        }
+
+    # -- control --------------------------------------------------------------------------
+    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
+        """End the subscription now, keeping every event received; idempotent, any thread."""
+        if not self._done.is_set():
+            self._stopping = True
+            self._source.close()
+            try:
+                _loop.get_loop().call_soon_threadsafe(self._cancel)
+            except RuntimeError:  # pragma: no cover - the loop is gone (interpreter exit)
+                pass
+            if _loop.in_loop_thread():
+                return
+            self._done.wait(timeout)
+        self._sync_display()
+
+    def _cancel(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the stream ends (or `timeout` s pass); True when it has ended.
+
+        Safe in a cell: the consumer is on its own thread. An interrupt (Ctrl-C, the kernel's
+        stop button) while waiting stops the subscription, keeps the data, and re-raises.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            while not self._done.is_set():
+                left = 0.1 if deadline is None else min(0.1, deadline - time.monotonic())
+                if left <= 0:
+                    break
+                self._done.wait(left)
+        except KeyboardInterrupt:
+            self.stop()
+            raise
+        self._sync_display()
+        return self._done.is_set()
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return self._wait_async().__await__()
+
+    async def _wait_async(self) -> Any:
+        try:
+            await asyncio.wrap_future(self._future)
+        except asyncio.CancelledError:
+            self.stop()
+            raise
+        self._sync_display()
+        return self.df
+
+    # -- display --------------------------------------------------------------------------
+    def _bundle(self) -> dict[str, Any]:
+        bundle: dict[str, Any] = {"text/plain": repr(self), "text/html": self.view.html()}
+        if self._frame is not None:
+            bundle.update(self._frame.box._repr_mimebundle_())
+            bundle["text/plain"] = repr(self)
+        return bundle
+
+    def _ipython_display_(self) -> None:
+        """Show the live view once per cell (a repeat in the same cell shows nothing)."""
+        from IPython import get_ipython
+        from IPython.display import display
+
+        shell = get_ipython()
+        count = getattr(shell, "execution_count", None)
+        if self._frame is None:
+            print(self.view.text())
+            return
+        if count is not None and count == self._shown_in:
+            return
+        self._shown_in = count
+        self._handles.append(display(self._bundle(), raw=True, display_id=True))
+
+    def _sync_display(self) -> None:
+        """Re-send widget state and the HTML snapshot from the calling (current) cell."""
+        if self._frame is None or _loop.in_loop_thread():
+            return
+        for widget in self._frame.widgets():
+            widget.send_state()
+        self._update_snapshot()
+
+    def _update_snapshot(self) -> None:
+        bundle = self._bundle()
+        for handle in self._handles:
+            try:
+                handle.update(bundle, raw=True)
+            except Exception:  # pragma: no cover - a closed display must not break the stream
+                pass
+
+    # -- the consumer, on the ssenb loop --------------------------------------------------
+    def _on_state(self, state: str) -> None:
+        if state == "closed" or self._done.is_set():
+            return
+        self._status = state
+        if _loop.in_loop_thread():
+            self.view.on_status(state)
+
+    def _feed(self) -> None:
+        if self._pending:
+            batch, self._pending = self._pending, []
+            self.view.on_events(batch, time.monotonic())
+
+    async def _main(self) -> None:
+        self._task = asyncio.current_task()
+        renderer = asyncio.create_task(self._render())
+        status, error = "done", None
+        events, batcher, recorder = self._events, self._batcher, self._recorder
+        first = True
+        try:
+            async with self._source as source:
+                async for event in source:
+                    now = time.time()
+                    events.append(event)
+                    batcher.add(event, time=now)
+                    if recorder is not None:
+                        recorder.write(event, time=now)
+                    self._pending.append(event)
+                    if first:  # the first event reaches the view at once (time to first token)
+                        first = False
+                        self._feed()
+        except asyncio.CancelledError:
+            status = "stopped"
+        except Exception as exc:
+            status, error = "error", exc
+        if self._stopping and status == "done":
+            status = "stopped"
+        renderer.cancel()
+        self._finish(status, error)
+
+    def _finish(self, status: str, error: BaseException | None) -> None:
+        try:
+            self._batcher.flush()
+            if self._recorder is not None:
+                self._recorder.close()
+        except Exception as exc:  # a full disk must still end the subscription cleanly
+            status, error = "error", error or exc
+        self.error = error
+        self._feed()
+        self._status = status
+        self.view.on_status(status, error)
+        if self._frame is not None:
+            self._frame.tick(time.monotonic(), final=True)
+            self._update_snapshot()
+        elif self._text:
+            print(self.view.text(), file=sys.stderr, flush=True)
+        self._done.set()
+        _state.unregister_subscription(self)
+
+    async def _render(self) -> None:
+        last_text = time.monotonic()
+        while True:
+            await asyncio.sleep(TICK)
+            self._feed()
+            self._batcher.tick()  # flush_interval holds while the stream is quiet
+            now = time.monotonic()
+            if self._frame is not None:
+                self._frame.tick(now)
+            elif self._text and now - last_text >= TEXT_EVERY:
+                last_text = now
+                print(self.view.text(now), file=sys.stderr, flush=True)
+
+
+def watch(
+    url: str,
+    *,
+    view: str | View = "auto",
+    record: Any = None,
+    batch_size: int = 1000,
+    flush_interval: float = 0.5,
+    max_rows: int | None = None,
+    display: bool | None = None,
+    **source_kw: Any,
+) -> Subscription:
+    """Consume `url` in the background and show it live; returns the `Subscription` at once.
+
+    Args:
+        view: "auto" (chosen by endpoint and event shape), "log", "table", "tokens",
+            "progress", "rate", or a View instance (e.g. `LogView(newest_first=True)`).
+        record: a JSONL path to append every event to (flushed at least every 0.2 s and on
+            stop, error or interrupt).
+        batch_size, flush_interval, max_rows: the DataFrame batcher's flush size, flush
+            period, and cap on rows kept (newest).
+        display: None shows the view (widgets in a kernel, a text line elsewhere); False
+            shows nothing.
+        source_kw: passed to `EventSource` (method, headers, json, reconnect, ...).
+
+    Example:
+        sub = ssenb.watch(f"{srv.url}/ticks?rate=100")
+        ...
+        sub.stop(); sub.df.tail()
+    """
+    sub = Subscription(
+        url,
+        view=view,
+        record=record,
+        batch_size=batch_size,
+        flush_interval=flush_interval,
+        max_rows=max_rows,
+        display=display,
+        **source_kw,
+    )
+    if sub._frame is not None and _in_kernel():
+        from IPython.display import display as show
+
+        show(sub)
+    return sub
+
+
+@atexit.register
+def _stop_all() -> None:
+    """At interpreter exit, stop live subscriptions so their recordings are flushed."""
+    for sub in list(_state.subscriptions.values()):
+        if isinstance(sub, Subscription) and sub.status not in FINAL:
+            sub.stop(timeout=1.0)
