@@ -1,0 +1,139 @@
+"""`watch()` inside a real Jupyter kernel, executed cell by cell by nbclient.
+
+One notebook runs the way a user would: a watch keeps consuming while the next cell blocks in
+`time.sleep`; a kernel interrupt (nbclient interrupts a cell that overruns its timeout) does
+not touch it; `stop()` keeps the data; at 50 k+ events/s the view sends at most 20 comm
+messages per second (counted by wrapping `Widget._send` in the kernel); and `wait()` makes
+the saved notebook hold the final widget state and the final HTML snapshot.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+pytestmark = pytest.mark.slow
+
+CELL_TIMEOUT = 6  # seconds; the `time.sleep(60)` cell is interrupted when it overruns
+
+CELLS = [
+    # 0: a server, and a counter of every widget comm message with its time
+    """
+import json, time, ipywidgets, ssenb
+srv = ssenb.serve(name="kernel-watch")
+SENT = []
+_send = ipywidgets.Widget._send
+def _counting(self, msg, buffers=None):
+    SENT.append((time.monotonic(), self.model_id))
+    _send(self, msg, buffers)
+ipywidgets.Widget._send = _counting
+""",
+    # 1: a background watch, displayed by itself
+    'sub = ssenb.watch(srv.url + "/ticks?rate=200")',
+    # 2: the next cell blocks; the watch goes on
+    """
+n0 = len(sub.events); time.sleep(1); n1 = len(sub.events)
+print(json.dumps({"grew": n1 - n0}))
+""",
+    # 3: a cell that blocks until the kernel is interrupted
+    "time.sleep(60)",
+    # 4: after the interrupt, the watch still runs; stop keeps everything
+    """
+after = len(sub.events)
+time.sleep(0.3)
+still = sub.status, len(sub.events) > after
+sub.stop()
+print(json.dumps({"still": still, "status": sub.status, "events": len(sub.events),
+                  "rows": len(sub.df), "n1": n1}))
+""",
+    # 5: full speed, rate view
+    'fast = ssenb.watch(srv.url + "/ticks?rate=0", view="rate")',
+    # 6: count its messages while it runs for 2 s
+    """
+began = time.monotonic(); time.sleep(2); fast.stop(); ended = time.monotonic()
+mine = {w.model_id for w in fast._frame.widgets()}
+live = [t for t, m in SENT if m in mine and began - 0.5 <= t < ended - 0.05]
+busiest = max(sum(1 for u in live if t <= u < t + 1) for t in live)
+print(json.dumps({"rate": len(fast.events) / (ended - began), "busiest": busiest,
+                  "messages": len(live)}))
+""",
+    # 7: a finite stream, displayed
+    'done = ssenb.watch(srv.url + "/stream?n=5&interval=0.05")',
+    # 8: wait from a later cell: state and snapshot are re-sent from here
+    """
+done.wait(10)
+print(json.dumps({"status": done.status, "html_model": done._frame.html.model_id}))
+""",
+    # 9: a bare `watch(...)` as the cell's last line is shown once, not twice
+    'ssenb.watch(srv.url + "/stream?n=2&interval=0")',
+    "srv.stop()",
+]
+
+
+def _json_out(cell: Any) -> dict[str, Any]:
+    text = "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
+    return json.loads(text.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def executed(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(source.strip()) for source in CELLS]
+    nb.cells[3].metadata["tags"] = ["raises-exception"]
+    client = NotebookClient(
+        nb,
+        timeout=CELL_TIMEOUT,
+        interrupt_on_timeout=True,
+        kernel_name="python3",
+        store_widget_state=True,
+        resources={"metadata": {"path": str(tmp_path_factory.mktemp("kernel-watch"))}},
+    )
+    client.execute()
+    path: Path = tmp_path_factory.mktemp("saved") / "watch.ipynb"
+    nbformat.write(nb, path)  # what a saved notebook holds
+    return nbformat.read(path, as_version=4)
+
+
+def test_watch_displays_a_widget_and_an_html_snapshot(executed: Any) -> None:
+    (out,) = [o for o in executed.cells[1].outputs if o.output_type == "display_data"]
+    assert "application/vnd.jupyter.widget-view+json" in out.data
+    assert 'class="ssenb-view' in out.data["text/html"]
+
+
+def test_a_watch_keeps_consuming_while_the_next_cell_sleeps(executed: Any) -> None:
+    assert _json_out(executed.cells[2])["grew"] >= 100  # 200 ev/s over 1 s, generously
+
+
+def test_interrupt_and_stop_keep_the_data(executed: Any) -> None:
+    assert executed.cells[3].outputs[-1]["ename"] == "KeyboardInterrupt"
+    out = _json_out(executed.cells[4])
+    assert out["still"] == ["open", True]  # the interrupt did not reach the watch
+    assert out["status"] == "stopped"
+    assert out["events"] == out["rows"] > out["n1"]
+
+
+def test_message_rate_is_bounded_at_full_speed(executed: Any) -> None:
+    out = _json_out(executed.cells[6])
+    assert out["rate"] >= 50_000, out
+    assert 0 < out["busiest"] <= 20, out
+
+
+def test_saved_notebook_holds_the_final_state(executed: Any) -> None:
+    html_model = _json_out(executed.cells[8])["html_model"]
+    state = executed.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    value = state[html_model]["state"]["value"]
+    assert "<b>done</b>" in value
+    assert "5 events" in value
+    (out,) = [o for o in executed.cells[7].outputs if o.output_type == "display_data"]
+    assert "<b>done</b>" in out.data["text/html"]  # the static snapshot was updated too
+    assert "5 events" in out.data["text/html"]
+
+
+def test_a_bare_watch_expression_is_displayed_once(executed: Any) -> None:
+    kinds = [o.output_type for o in executed.cells[9].outputs]
+    assert kinds == ["display_data"]
