@@ -110,7 +110,7 @@ class TableView(View):
         self.last.extend(events)
 
     def _body_html(self, now: float) -> str:
-        rows = [_cells(ev) for ev in self.last]
+        rows = [_cells(ev) for ev in list(self.last)]  # copy first: the loop may append
         if not rows:
             return ""
         columns: dict[str, None] = {}

@@ -83,8 +83,6 @@ class Subscription:
         )
         self._events: deque[Event] = deque(maxlen=max_rows)
         self._pending: list[Event] = []
-        self._recorder = JSONLRecorder(record, source=self.url) if record is not None else None
-        self.record_path = None if record is None else self._recorder.path  # type: ignore[union-attr]
         self._status = "connecting"
         self.error: BaseException | None = None
         self._stopping = False
@@ -95,6 +93,8 @@ class Subscription:
             self._frame = Frame(self.view, on_stop=self.stop)
         self._handles: list[Any] = []
         self._shown_in: int | None = None
+        self._recorder = None if record is None else JSONLRecorder(record, source=self.url)
+        self.record_path = None if self._recorder is None else self._recorder.path
         self.started_at = time.time()
         self._task: asyncio.Task[None] | None = None
         _state.register_subscription(self)
@@ -168,6 +168,8 @@ class Subscription:
         Safe in a cell: the consumer is on its own thread. An interrupt (Ctrl-C, the kernel's
         stop button) while waiting stops the subscription, keeps the data, and re-raises.
         """
+        if _loop.in_loop_thread():
+            raise RuntimeError("wait() on the ssenb loop would block it forever: use `await sub`")
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
             while not self._done.is_set():
@@ -194,8 +196,14 @@ class Subscription:
         return self.df
 
     # -- display --------------------------------------------------------------------------
+    def _snapshot(self) -> str:
+        """The view's HTML, rendered on the loop that owns the view while it is running."""
+        if self._done.is_set() or _loop.in_loop_thread():
+            return self.view.html()
+        return _loop.call(self.view.html)
+
     def _bundle(self) -> dict[str, Any]:
-        bundle: dict[str, Any] = {"text/plain": repr(self), "text/html": self.view.html()}
+        bundle: dict[str, Any] = {"text/plain": repr(self), "text/html": self._snapshot()}
         if self._frame is not None:
             bundle.update(self._frame.box._repr_mimebundle_())
             bundle["text/plain"] = repr(self)
@@ -320,7 +328,8 @@ def watch(
 
     Args:
         view: "auto" (chosen by endpoint and event shape), "log", "table", "tokens",
-            "progress", "rate", or a View instance (e.g. `LogView(newest_first=True)`).
+            "progress", "rate", or a View instance (e.g. `LogView(newest_first=True)` from
+            `ssenb.notebook._views`).
         record: a JSONL path to append every event to (flushed at least every 0.2 s and on
             stop, error or interrupt).
         batch_size, flush_interval, max_rows: the DataFrame batcher's flush size, flush
