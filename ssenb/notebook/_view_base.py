@@ -7,8 +7,9 @@ widgets:
   the ssenb loop thread, so it must be cheap: keep raw events, parse only what is shown.
 - `on_status(status, error)` records the subscription's state ("connecting", "open",
   "reconnecting", "done", "stopped", "error") and the error that ended it.
-- `html(now)` returns the whole view as HTML (header line plus body) for the live widget and
-  for the static snapshot kept in the notebook file; every piece of event data in it goes
+- `html(now, bar=...)` returns the whole view as HTML (header line, a bar for progress views
+  unless `bar=False` because a live widget bar shows it, then the body) for the live widget
+  and for the static snapshot kept in the notebook file; every piece of event data in it goes
   through `html.escape`, because event data is untrusted.
 - `progress()` returns `(percent, bar_style)` when the view drives a progress bar, else None.
 - `text(now)` returns one plain line for terminals and plain Python.
@@ -137,12 +138,17 @@ class View:
             line += f'<div style="color:#c62828">{esc(message)}</div>'
         return f'<div class="ssenb-head" style="font-family:monospace">{line}</div>'
 
-    def html(self, now: float | None = None) -> str:
-        """The whole view as escaped HTML: the live widget's value and the saved snapshot."""
+    def _bar_html(self) -> str:
+        """A plain-HTML progress bar for the snapshot (progress views only)."""
+        return ""
+
+    def html(self, now: float | None = None, *, bar: bool = True) -> str:
+        """The whole view as escaped HTML: the live widget's value (`bar=False`: the widget
+        has a real progress bar) and the saved snapshot (`bar=True`)."""
         now = monotonic() if now is None else now
         return (
-            f'<div class="ssenb-view ssenb-{self.kind}">'
-            f"{self.header_html(now)}{self._body_html(now)}</div>"
+            f'<div class="ssenb-view ssenb-{self.kind}">{self.header_html(now)}'
+            f"{self._bar_html() if bar else ''}{self._body_html(now)}</div>"
         )
 
     def text(self, now: float | None = None) -> str:

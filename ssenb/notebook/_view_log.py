@@ -72,6 +72,9 @@ class LogView(View):
         return f"<pre {_BOX}>{body}</pre>"
 
 
+_CELL = 'style="padding:1px 10px 1px 0;text-align:left"'
+
+
 def _cells(ev: Event) -> dict[str, Any]:
     """One table row: id and event, then the JSON object's keys (one level), else `data`."""
     row: dict[str, Any] = {"id": ev.id, "event": ev.event}
@@ -116,11 +119,11 @@ class TableView(View):
         columns: dict[str, None] = {}
         for row in rows:
             columns.update(dict.fromkeys(row))
-        head = "".join(f"<th>{esc(c)}</th>" for c in columns)
+        head = "".join(f"<th {_CELL}>{esc(c)}</th>" for c in columns)
 
         def cell(value: Any) -> str:
             text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-            return f"<td>{esc(shorten(text, self.width))}</td>"
+            return f"<td {_CELL}>{esc(shorten(text, self.width))}</td>"
 
         body = "".join(
             "<tr>" + "".join(cell(row.get(c, "")) for c in columns) + "</tr>" for row in rows

@@ -72,16 +72,18 @@ class ProgressView(View):
     def _summary(self, now: float) -> str:
         return f"{self.state} {self.percent:.0f}%"
 
-    def _body_html(self, now: float) -> str:
+    def _bar_html(self) -> str:
         colour = {"success": "#2e7d32", "danger": "#c62828"}.get(self.progress()[1], "#1565c0")
-        bar = (
+        return (
             '<div style="width:100%;max-width:480px;height:10px;background:#eee;'
             'border-radius:3px;margin:4px 0">'
             f'<div style="width:{self.percent:.1f}%;height:10px;background:{colour};'
             'border-radius:3px"></div></div>'
         )
+
+    def _body_html(self, now: float) -> str:
         message = esc(shorten(self.message, 300)) if self.message else ""
-        return f'{bar}<div style="font-family:monospace">{message}</div>'
+        return f'<div style="font-family:monospace">{message}</div>'
 
 
 class RateView(View):

@@ -122,10 +122,10 @@ class AutoView(View):
     def progress(self) -> tuple[int, str] | None:
         return self.inner.progress() if self.inner is not None else None
 
-    def html(self, now: float | None = None) -> str:
+    def html(self, now: float | None = None, *, bar: bool = True) -> str:
         if self.inner is not None:
-            return self.inner.html(now)
-        return super().html(now)
+            return self.inner.html(now, bar=bar)
+        return super().html(now, bar=bar)
 
     def text(self, now: float | None = None) -> str:
         return self.inner.text(now) if self.inner is not None else super().text(now)
@@ -161,7 +161,7 @@ class Frame:
         self.view = view
         # layouts are passed in, not set afterwards: each later set would be one more message
         shown = None if view.progress() is not None else "none"
-        self.html = w.HTML(value=view.html())
+        self.html = w.HTML(value=view.html(bar=False))
         self.bar = w.IntProgress(
             value=0,
             min=0,
@@ -213,7 +213,7 @@ class Frame:
                     self.bar.bar_style = style
                 sent += 1
         if sent < budget:
-            markup = self.view.html(now)
+            markup = self.view.html(now, bar=False)
             if markup != self.html.value:
                 self.html.value = markup
                 sent += 1
