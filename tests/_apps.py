@@ -124,10 +124,13 @@ def make_app(state: AppState) -> Starlette:
         return _stream(body())
 
     async def post(request: Request) -> Response:
-        """POST without ids: echoes the JSON body in 3 events, then ends (or cuts: drop=1)."""
+        """POST without ids: echoes the JSON body in 3 events, then ends (or cuts: drop=1).
+        With limit=k, requests after the k-th get 204."""
         state.seen(request)
         payload = await request.json()
-        drop = int_param(request, "drop", 0)
+        drop, limit = int_param(request, "drop", 0), int_param(request, "limit", 0)
+        if limit and state.count("/post") > limit:
+            return Response(status_code=204)
 
         async def body() -> AsyncIterator[bytes]:
             for i in range(3):

@@ -296,19 +296,56 @@ def test_close_inside_the_loop_stops_at_once(sse_app: App) -> None:
     assert len(got) == 3
 
 
-def test_close_from_another_thread_wakes_a_blocked_read(sse_app: App) -> None:
+CROSS_THREAD = [
+    ("sync, blocked in a read", "sync", "/silent?first=1", ["s0"]),
+    ("async, blocked in a read", "async", "/silent?first=1", ["s0"]),
+    ("sync, waiting to reconnect", "sync", "/status/503", []),
+    ("async, waiting to reconnect", "async", "/status/503", []),
+]
+
+
+@pytest.mark.parametrize(
+    ("mode", "path", "expected"), [c[1:] for c in CROSS_THREAD], ids=[c[0] for c in CROSS_THREAD]
+)
+def test_close_from_another_thread_ends_the_iteration_quietly(
+    sse_app: App, mode: str, path: str, expected: list[str]
+) -> None:
     url, state = sse_app
-    es = EventSource(f"{url}/silent?first=1", idle_timeout=60.0)
-    timer = threading.Timer(0.2, es.close)
+    slow = RetryPolicy(initial=30.0, jitter=0.0)  # a reconnect wait far beyond LIMIT
+    es = EventSource(f"{url}{path}", idle_timeout=60.0, retry_policy=slow)
+    got: list[Event] = []
+    errors: list[BaseException] = []
+
+    async def consume_async() -> None:
+        async for ev in es:
+            got.append(ev)
+
+    def consume() -> None:
+        try:
+            if mode == "sync":
+                got.extend(es)
+            else:
+                asyncio.run(consume_async())  # a fresh loop in this fresh thread
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    worker = threading.Thread(target=consume, daemon=True)
+    worker.start()
+    deadline = time.monotonic() + LIMIT
+    while es.state in ("connecting", "open") and len(got) < len(expected):
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    time.sleep(0.1)  # let it block in the read or the wait
     started = time.monotonic()
-    timer.start()
-    try:
-        got = list(es)  # returns quietly, long before the idle timeout
-    finally:
-        timer.cancel()
-    assert time.monotonic() - started < LIMIT
-    assert [ev.data for ev in got] == ["s0"]
-    assert state.disconnected.wait(LIMIT)
+    es.close()
+    worker.join(LIMIT)
+    assert not worker.is_alive()
+    assert time.monotonic() - started < LIMIT / 2  # far below the 30 s wait or 60 s idle
+    assert errors == []
+    assert [ev.data for ev in got] == expected
+    assert es.state == "closed"
+    if path.startswith("/silent"):
+        assert state.disconnected.wait(LIMIT)
 
 
 @pytest.mark.anyio
@@ -391,3 +428,23 @@ def test_states_follow_the_connection(sse_app: App) -> None:
     seen: list[str] = []
     _collect(f"{url}/flaky?n=6&every=3", on_state=seen.append)
     assert seen == ["connecting", "open", "reconnecting", "open", "closed"]
+
+
+def test_a_second_concurrent_iteration_is_refused(sse_app: App) -> None:
+    url, _ = sse_app
+    with EventSource(f"{url}/plain?n=3") as es:
+        first = iter(es)
+        assert next(first).data == "p0"
+        with pytest.raises(RuntimeError, match="already being iterated"):
+            iter(es)
+        assert [ev.data for ev in first] == ["p1", "p2"]
+    assert list(es) == []  # closed for good: iterating again yields nothing
+
+
+@pytest.mark.parametrize("drop", [0, 1], ids=["clean end", "dropped mid-body"])
+def test_reconnect_always_resends_even_a_post_without_ids(sse_app: App, drop: int) -> None:
+    url, state = sse_app
+    target = f"{url}/post?drop={drop}&limit=3"  # the 4th request gets 204
+    got = _collect(target, method="POST", json={"q": 1}, reconnect="always")
+    assert [ev.json()["i"] for ev in got] == [0, 1, 2] * 3
+    assert state.count("/post") == 4

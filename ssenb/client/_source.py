@@ -9,11 +9,7 @@ loops do nothing but yield: the done sentinel is searched in C over each parsed 
 
 from __future__ import annotations
 
-import asyncio
-import socket
-import threading
-import weakref
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping
 from operator import itemgetter
 from types import TracebackType
 from typing import Any
@@ -22,7 +18,8 @@ import httpx
 
 from .._errors import SSEError, SSEEventTooLarge
 from .._models import Event
-from ._policy import BODY_HEAD, RetryPolicy, StreamPlan
+from ._closing import Closer
+from ._policy import BODY_HEAD, RetryPolicy, StreamPlan, Verdict
 
 __all__ = ["EventSource"]
 
@@ -94,11 +91,7 @@ class EventSource:
             idle_timeout=idle_timeout,
             on_state=on_state,
         )
-        self._closed = False
-        self._wake = threading.Event()  # set by close(): cuts a sync reconnect wait short
-        self._async_wake: tuple[asyncio.AbstractEventLoop, asyncio.Event] | None = None
-        self._response: httpx.Response | None = None
-        self._gen: weakref.ref[Any] | None = None
+        self._closer = Closer()
 
     # -- public state ---------------------------------------------------------------------
 
@@ -142,51 +135,21 @@ class EventSource:
     def close(self) -> None:
         """Stop for good, at once: from the loop body, another thread, or after the end.
 
-        A suspended sync iteration is closed directly (its connection released before this
-        returns); one blocked in a read on another thread or task is woken by shutting the
-        socket down, and ends quietly.
+        A suspended sync iteration is closed here (its connection released before this
+        returns); one blocked in a read or a reconnect wait on another thread or task is
+        woken and ends quietly. An own httpx client is closed with the iteration.
         """
-        if self._closed:
+        if self._closer.closed:
             return
-        self._closed = True
-        self._wake.set()
-        if self._async_wake is not None:
-            loop, event = self._async_wake
-            try:
-                same = asyncio.get_running_loop() is loop
-            except RuntimeError:
-                same = False
-            if same:
-                event.set()
-            elif not loop.is_closed():
-                loop.call_soon_threadsafe(event.set)
-        gen = self._gen() if self._gen is not None else None
-        if gen is not None and hasattr(gen, "close"):
-            try:
-                gen.close()
-            except ValueError:  # running on another thread: wake its read instead
-                self._shutdown()
-        else:
-            self._shutdown()
-        self._plan.close()
+        if self._closer.close() != "signalled":
+            self._plan.close()
 
     async def aclose(self) -> None:
         """Async `close()`: also finishes a suspended async iteration and its connection."""
-        gen = self._gen() if self._gen is not None else None
+        gen = self._closer.current()
         self.close()
-        if gen is not None and hasattr(gen, "aclose") and not gen.ag_running:
+        if isinstance(gen, AsyncGenerator) and not gen.ag_running:
             await gen.aclose()
-
-    def _shutdown(self) -> None:
-        """Shut the live socket down so a read blocked on it returns now."""
-        response = self._response
-        stream = response.extensions.get("network_stream") if response is not None else None
-        sock = stream.get_extra_info("socket") if stream is not None else None
-        if isinstance(sock, socket.socket):
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
     def __enter__(self) -> EventSource:
         return self
@@ -206,11 +169,7 @@ class EventSource:
 
     def _start(self, mode: str) -> None:
         """Refuse a second concurrent iteration and a client of the other kind."""
-        gen = self._gen() if self._gen is not None else None
-        running = gen is not None and (
-            gen.gi_frame is not None if mode == "sync" else gen.ag_frame is not None
-        )
-        if running:
+        if self._closer.active():
             raise RuntimeError("this EventSource is already being iterated")
         wanted = httpx.Client if mode == "sync" else httpx.AsyncClient
         if self._client is not None and not isinstance(self._client, wanted):
@@ -226,50 +185,66 @@ class EventSource:
             "follow_redirects": True,
         }
 
+    def _failure(self, exc: httpx.HTTPError) -> SSEError | None:
+        """The typed error for an httpx failure: None after close() (end quietly); raised at
+        once when it is not a transport problem (too many redirects, a bad gzip body)."""
+        if self._closer.closed:
+            return None
+        if isinstance(exc, httpx.TransportError):
+            return self._plan.network_error(exc, idle=isinstance(exc, httpx.ReadTimeout))
+        self._plan.set_state("closed")
+        raise self._plan.network_error(exc, idle=False) from exc
+
+    def _refused(self, verdict: Verdict, body: bytearray) -> SSEError:
+        """The error for a response that does not stream; raised when it ends the stream."""
+        error = self._plan.response_error(verdict, bytes(body))
+        if self._plan.state == "closed":
+            raise error
+        return error
+
     # -- sync loop ------------------------------------------------------------------------
 
     def __iter__(self) -> Iterator[Event]:
         self._start("sync")
         gen = self._iter_sync()
-        self._gen = weakref.ref(gen)
+        self._closer.track(gen)
         return gen
 
     def _iter_sync(self) -> Iterator[Event]:
-        plan = self._plan
+        closer = self._closer
+        if closer.closed:
+            return
+        plan, done = self._plan, self._done
         own = self._client is None
         client = httpx.Client() if own else self._client
         assert isinstance(client, httpx.Client)
         try:
-            while not self._closed:
-                parser = plan.begin()
+            while not closer.closed:
+                feed = plan.begin().feed
                 delivered = 0
                 error: SSEError | None = None
                 try:
                     with client.stream(self._method, self.url, **self._request()) as response:
-                        self._response = response
+                        closer.response = response
                         verdict = plan.opened(response.status_code, response.headers)
                         if verdict == "stop":
                             return
                         if verdict != "stream":
                             body = bytearray()
-                            try:
-                                for chunk in response.iter_bytes():
-                                    body += chunk
-                                    if len(body) >= BODY_HEAD:
-                                        break
-                            except httpx.HTTPError:
-                                pass
-                            error = plan.response_error(verdict, bytes(body))
-                            if plan.state == "closed":
-                                raise error
+                            for chunk in response.iter_bytes():
+                                body += chunk
+                                if len(body) >= BODY_HEAD:
+                                    break
+                            error = self._refused(verdict, body)
                         else:
-                            done = self._done
-                            feed = parser.feed
                             for chunk in response.iter_bytes():
                                 try:
                                     events = feed(chunk)
                                 except SSEEventTooLarge as exc:
-                                    yield from _until_done(exc.events, done)[0]
+                                    events, finished = _until_done(exc.events, done)
+                                    yield from events
+                                    if finished:
+                                        return
                                     raise plan.too_large(exc) from None
                                 if events:
                                     delivered += len(events)
@@ -277,24 +252,19 @@ class EventSource:
                                     yield from events
                                     if finished:
                                         return
-                except httpx.TransportError as exc:
-                    if self._closed:
+                except httpx.HTTPError as exc:
+                    error = self._failure(exc)
+                    if error is None:
                         return
-                    error = plan.network_error(exc, idle=isinstance(exc, httpx.ReadTimeout))
-                except httpx.HTTPError as exc:  # redirects, decoding: not worth a retry
-                    if self._closed:
-                        return
-                    plan.set_state("closed")
-                    raise plan.network_error(exc, idle=False) from exc
                 finally:
-                    self._response = None
-                if self._closed:
+                    closer.response = None
+                if closer.closed:
                     return
                 delay = plan.end(delivered, error)
-                if delay is None or self._wake.wait(delay):
+                if delay is None or closer.wait(delay):
                     return
         finally:
-            self._closed = True
+            closer.closed = True
             plan.close()
             if own:
                 client.close()
@@ -304,82 +274,70 @@ class EventSource:
     def __aiter__(self) -> AsyncIterator[Event]:
         self._start("async")
         gen = self._iter_async()
-        self._gen = weakref.ref(gen)
+        self._closer.track(gen)
         return gen
 
     async def _iter_async(self) -> AsyncIterator[Event]:
-        plan = self._plan
+        closer = self._closer
+        if closer.closed:
+            return
+        plan, done = self._plan, self._done
         own = self._client is None
         client = httpx.AsyncClient() if own else self._client
         assert isinstance(client, httpx.AsyncClient)
-        wake = asyncio.Event()
-        self._async_wake = (asyncio.get_running_loop(), wake)
+        wake = closer.bind_loop()
         try:
-            while not self._closed:
-                parser = plan.begin()
+            while not closer.closed:
+                feed = plan.begin().feed
                 delivered = 0
                 error: SSEError | None = None
                 try:
                     async with client.stream(self._method, self.url, **self._request()) as response:
-                        self._response = response
+                        closer.response = response
                         verdict = plan.opened(response.status_code, response.headers)
                         if verdict == "stop":
                             return
                         if verdict != "stream":
                             body = bytearray()
-                            try:
-                                async for chunk in response.aiter_bytes():
-                                    body += chunk
-                                    if len(body) >= BODY_HEAD:
-                                        break
-                            except httpx.HTTPError:
-                                pass
-                            error = plan.response_error(verdict, bytes(body))
-                            if plan.state == "closed":
-                                raise error
+                            async for chunk in response.aiter_bytes():
+                                body += chunk
+                                if len(body) >= BODY_HEAD:
+                                    break
+                            error = self._refused(verdict, body)
                         else:
-                            done = self._done
-                            feed = parser.feed
                             async for chunk in response.aiter_bytes():
                                 try:
                                     events = feed(chunk)
                                 except SSEEventTooLarge as exc:
-                                    for event in _until_done(exc.events, done)[0]:
+                                    events, finished = _until_done(exc.events, done)
+                                    for event in events:
                                         yield event
+                                    if finished:
+                                        return
                                     raise plan.too_large(exc) from None
                                 if events:
                                     delivered += len(events)
                                     events, finished = _until_done(events, done)
                                     for event in events:
-                                        if self._closed:
+                                        if closer.closed:
                                             return
                                         yield event
                                     if finished:
                                         return
-                except httpx.TransportError as exc:
-                    if self._closed:
-                        return
-                    error = plan.network_error(exc, idle=isinstance(exc, httpx.ReadTimeout))
                 except httpx.HTTPError as exc:
-                    if self._closed:
+                    error = self._failure(exc)
+                    if error is None:
                         return
-                    plan.set_state("closed")
-                    raise plan.network_error(exc, idle=False) from exc
                 finally:
-                    self._response = None
-                if self._closed:
+                    closer.response = None
+                if closer.closed:
                     return
                 delay = plan.end(delivered, error)
-                if delay is None:
+                if delay is None or await closer.wait_async(wake, delay):
                     return
-                try:
-                    await asyncio.wait_for(wake.wait(), delay)
-                    return  # woken by close()
-                except TimeoutError:
-                    pass
         finally:
-            self._closed = True
-            self._async_wake = None
+            closer.closed = True
+            closer.unbind_loop()
             plan.close()
             if own:
                 await client.aclose()
