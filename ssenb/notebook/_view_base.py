@@ -147,7 +147,8 @@ class View:
         has a real progress bar) and the saved snapshot (`bar=True`)."""
         now = monotonic() if now is None else now
         return (
-            f'<div class="ssenb-view ssenb-{self.kind}">{self.header_html(now)}'
+            f'<div class="ssenb-view ssenb-{self.kind}" style="line-height:1.4">'
+            f"{self.header_html(now)}"
             f"{self._bar_html() if bar else ''}{self._body_html(now)}</div>"
         )
 

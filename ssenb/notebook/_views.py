@@ -137,6 +137,7 @@ class AutoView(View):
 def make_view(view: str | View, url: str = "") -> View:
     """A view from a name ("auto", "log", "table", "tokens", "progress", "rate") or instance."""
     if isinstance(view, View):
+        view.title = view.title or url
         return view
     if view == "auto":
         kind = kind_for_url(url)
@@ -173,7 +174,7 @@ class Frame:
             description="Stop",
             icon="stop",
             tooltip="stop this subscription (data is kept)",
-            layout=w.Layout(width="auto"),
+            layout=w.Layout(width="auto", align_self="flex-start"),
         )
         if on_stop is not None:
             self.button.on_click(lambda _button: on_stop())
