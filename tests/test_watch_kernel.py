@@ -25,6 +25,7 @@ CELLS = [
     # 0: a server, and a counter of every widget comm message with its time
     """
 import json, time, ipywidgets, ssenb
+XSS = "<img src=x onerror=alert(1)>"
 srv = ssenb.serve(name="kernel-watch")
 SENT = []
 _send = ipywidgets.Widget._send
@@ -71,6 +72,19 @@ print(json.dumps({"status": done.status, "html_model": done._frame.html.model_id
 """,
     # 9: a bare `watch(...)` as the cell's last line is shown once, not twice
     'ssenb.watch(srv.url + "/stream?n=2&interval=0")',
+    # 10: hostile event data
+    """
+from fastapi import FastAPI
+evil = FastAPI()
+evil.get("/evil")(lambda: ssenb.EventStreamResponse(iter([XSS, "[DONE]"])))
+esrv = ssenb.serve(evil, name="kernel-evil")
+bad = ssenb.watch(esrv.url + "/evil", view="log")
+""",
+    # 11
+    """
+bad.wait(10); esrv.stop()
+print(json.dumps({"status": bad.status, "html_model": bad._frame.html.model_id}))
+""",
     "srv.stop()",
 ]
 
@@ -137,3 +151,13 @@ def test_saved_notebook_holds_the_final_state(executed: Any) -> None:
 def test_a_bare_watch_expression_is_displayed_once(executed: Any) -> None:
     kinds = [o.output_type for o in executed.cells[9].outputs]
     assert kinds == ["display_data"]
+
+
+def test_hostile_event_data_shows_as_text_live_and_saved(executed: Any) -> None:
+    out = _json_out(executed.cells[11])
+    assert out["status"] == "done"
+    state = executed.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    (shown,) = [o for o in executed.cells[10].outputs if o.output_type == "display_data"]
+    for html in (state[out["html_model"]]["state"]["value"], shown.data["text/html"]):
+        assert "&lt;img src=x onerror=alert(1)&gt;" in html
+        assert "<img" not in html
