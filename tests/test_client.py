@@ -1,36 +1,22 @@
-"""Specification of `EventSource` (`ssenb/client/_source.py`) against a real uvicorn server.
+"""Specification of `EventSource` (`ssenb/client/_source.py`): its surface and closing.
 
-Every test talks HTTP over 127.0.0.1 to the app in tests/_apps.py (served by the
-`sse_app` fixture), which records the requests and disconnects it saw, so the assertions are
-about what really crossed the wire: resumes with nothing lost or repeated, requests never
-re-sent, typed errors with context, timeouts, and connections released at once.
+Against a real uvicorn server on 127.0.0.1 (tests/_apps.py, which records disconnects):
+leaving a loop early, close() from the loop body or another thread, states, batches, the
+client it is given. What happens on the wire is specified in test_client_loops.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import time
 from typing import Any
 
 import httpx
 import pytest
-from _apps import EXACT_CHUNKS, EXACT_DATA, AppState
+from _apps import AppState
 
-from ssenb import (
-    Event,
-    EventParser,
-    EventSource,
-    RetryPolicy,
-    SSEContentTypeError,
-    SSEError,
-    SSEEventTooLarge,
-    SSEIdleTimeout,
-    SSERetriesExhausted,
-    SSEStatusError,
-)
-from ssenb.client._policy import BODY_HEAD
+from ssenb import Event, EventSource, RetryPolicy
 
 App = tuple[str, AppState]
 QUICK = RetryPolicy(initial=0.01, maximum=0.05, jitter=0.0)
@@ -40,204 +26,6 @@ LIMIT = 5.0  # seconds: generous bound (>= 5x what each step needs) that only ca
 def _collect(url: str, **kwargs: Any) -> list[Event]:
     with EventSource(url, retry_policy=QUICK, **kwargs) as es:
         return list(es)
-
-
-async def _acollect(url: str, **kwargs: Any) -> list[Event]:
-    async with EventSource(url, retry_policy=QUICK, **kwargs) as es:
-        return [ev async for ev in es]
-
-
-# ------------------------------------------------------------------ resume, ids, headers
-
-FLAKY = [
-    ("cut every event", 12, 1),
-    ("cut every 7", 30, 7),
-    ("cut every 50 of 400", 400, 50),
-]
-
-
-@pytest.mark.parametrize(("n", "every"), [f[1:] for f in FLAKY], ids=[f[0] for f in FLAKY])
-def test_dropped_stream_resumes_with_nothing_lost_or_repeated(
-    sse_app: App, n: int, every: int
-) -> None:
-    url, state = sse_app
-    auth = {"Authorization": "Bearer s3cret"}
-    with EventSource(f"{url}/flaky?n={n}&every={every}", headers=auth) as es:
-        events = list(es)
-        cuts = (n - 1) // every
-        assert [ev.data for ev in events] == [str(i) for i in range(1, n + 1)]
-        assert [ev.id for ev in events] == [ev.data for ev in events]
-        assert es.reconnects == cuts
-        assert es.last_event_id == str(n)
-        assert es.state == "closed"
-    sent = state.requests
-    assert len(sent) == cuts + 1
-    assert all(r["authorization"] == auth["Authorization"] for r in sent)
-    assert all(r["accept"] == "text/event-stream" for r in sent)
-    assert all(r["cache-control"] == "no-cache" for r in sent)
-    assert "last-event-id" not in sent[0]
-    assert [r["last-event-id"] for r in sent[1:]] == [str(every * k) for k in range(1, cuts + 1)]
-
-
-def test_given_last_event_id_seeds_the_first_request(sse_app: App) -> None:
-    url, state = sse_app
-    events = _collect(f"{url}/flaky?n=10&every=100", last_event_id="6")
-    assert [ev.data for ev in events] == ["7", "8", "9", "10"]
-    assert state.requests[0]["last-event-id"] == "6"
-
-
-def test_resume_past_the_end_gets_204_and_stops_quietly(sse_app: App) -> None:
-    url, state = sse_app
-    with EventSource(f"{url}/flaky?n=5", last_event_id="5") as es:
-        assert list(es) == []
-        assert es.status == 204
-    assert state.count("/flaky") == 1
-
-
-@pytest.mark.anyio
-async def test_sync_and_async_give_the_same_events(sse_app: App) -> None:
-    url, _ = sse_app
-    target = f"{url}/flaky?n=60&every=9"
-    got_async = await _acollect(target)
-    got_sync = _collect(target)
-    assert got_async == got_sync
-    assert [ev.data for ev in got_sync] == [str(i) for i in range(1, 61)]
-
-
-def test_done_sentinel_ends_quietly_and_none_disables_it(sse_app: App) -> None:
-    url, state = sse_app
-    ended = _collect(f"{url}/flaky?n=3&every=100")
-    assert [ev.data for ev in ended] == ["1", "2", "3"]
-    assert state.count("/flaky") == 1
-    raw = _collect(f"{url}/flaky?n=3&every=100", done=None)
-    assert [ev.data for ev in raw] == ["1", "2", "3", "[DONE]"]
-    assert state.count("/flaky") == 3  # with ids it resumed after the end; 204 stopped it
-
-
-# ------------------------------------------------------------------ when not to reconnect
-
-
-def test_get_without_ids_ends_at_a_clean_close(sse_app: App) -> None:
-    url, state = sse_app
-    with EventSource(f"{url}/plain?n=5") as es:
-        assert [ev.data for ev in es] == [f"p{i}" for i in range(5)]
-        assert (es.reconnects, es.last_event_id, es.state) == (0, "", "closed")
-    assert state.count("/plain") == 1
-
-
-def test_get_without_ids_retries_after_an_error(sse_app: App) -> None:
-    url, state = sse_app
-    with pytest.raises(SSERetriesExhausted) as info:
-        _collect(f"{url}/plain?n=0&drop=1", max_retries=2)
-    assert info.value.attempts == 3
-    assert isinstance(info.value.__cause__, SSEError)
-    assert state.count("/plain") == 3
-
-
-@pytest.mark.parametrize("drop", [0, 1], ids=["clean end", "dropped mid-body"])
-def test_post_without_ids_is_never_resent(sse_app: App, drop: int) -> None:
-    url, state = sse_app
-    body = {"prompt": "hi", "n": 2}
-    got: list[Event] = []
-    es = EventSource(f"{url}/post?drop={drop}", method="POST", json=body, retry_policy=QUICK)
-    if drop:
-        with pytest.raises(SSEError, match="connection failed") as info:
-            got.extend(es)
-        assert isinstance(info.value.__cause__, httpx.TransportError)
-    else:
-        got.extend(es)
-    assert [ev.json() for ev in got] == [{"echo": body, "i": i} for i in range(3)]
-    assert state.count("/post") == 1
-    assert state.requests[0]["method"] == "POST"
-
-
-def test_204_stops_for_good(sse_app: App) -> None:
-    url, state = sse_app
-    with EventSource(f"{url}/nocontent", reconnect="always") as es:
-        assert list(es) == []
-        assert (es.status, es.state) == (204, "closed")
-    assert state.count("/nocontent") == 1
-
-
-@pytest.mark.parametrize("code", [400, 401, 403, 404, 410], ids=lambda c: f"HTTP {c}")
-def test_4xx_raises_with_status_headers_and_body(sse_app: App, code: int) -> None:
-    url, state = sse_app
-    with pytest.raises(SSEStatusError) as info:
-        _collect(f"{url}/status/{code}", reconnect="always")
-    err = info.value
-    assert err.status == code
-    assert err.headers["x-why"] == "testing"
-    assert err.body is not None
-    assert err.body.startswith(f"nope {code}: ")
-    assert len(err.body) <= BODY_HEAD
-    assert err.url == f"{url}/status/{code}"
-    assert state.count(f"/status/{code}") == 1
-
-
-@pytest.mark.parametrize("code", [408, 429, 500, 503], ids=lambda c: f"HTTP {c}")
-def test_retryable_statuses_are_retried_then_exhausted(sse_app: App, code: int) -> None:
-    url, state = sse_app
-    with pytest.raises(SSERetriesExhausted) as info:
-        _collect(f"{url}/status/{code}", max_retries=2)
-    cause = info.value.__cause__
-    assert isinstance(cause, SSEStatusError)
-    assert (cause.status, info.value.status, info.value.attempts) == (code, code, 3)
-    assert state.count(f"/status/{code}") == 3
-
-
-def test_wrong_content_type_raises_with_the_body(sse_app: App) -> None:
-    url, state = sse_app
-    with pytest.raises(SSEContentTypeError) as info:
-        _collect(f"{url}/json", reconnect="always")
-    err = info.value
-    assert err.status == 200
-    assert err.headers["content-type"] == "application/json"
-    assert err.body == '{"error":"not an event stream"}'
-    assert state.count("/json") == 1
-
-
-def test_connection_refused_is_a_typed_error() -> None:
-    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens
-        probe.bind(("127.0.0.1", 0))
-        dead = f"http://127.0.0.1:{probe.getsockname()[1]}/stream"
-    with pytest.raises(SSEError, match="ConnectError") as info:
-        _collect(dead, reconnect="never")
-    assert isinstance(info.value.__cause__, httpx.ConnectError)
-    with pytest.raises(SSERetriesExhausted) as exhausted:
-        _collect(dead, max_retries=1)
-    assert exhausted.value.attempts == 2
-    assert exhausted.value.status is None
-
-
-# ------------------------------------------------------------------ timeouts
-
-
-def test_idle_timeout_fires_after_the_events_that_came(sse_app: App) -> None:
-    url, _ = sse_app
-    got: list[Event] = []
-    started = time.monotonic()
-    es = EventSource(f"{url}/silent?first=2", idle_timeout=0.3, reconnect="never")
-    with pytest.raises(SSEIdleTimeout) as info:
-        got.extend(es)
-    assert time.monotonic() - started < 0.3 * LIMIT * 2
-    assert [ev.data for ev in got] == ["s0", "s1"]
-    assert info.value.last_event_id == "s1"
-    assert isinstance(info.value.__cause__, httpx.ReadTimeout)
-
-
-def test_idle_timeout_counts_as_a_failed_attempt_when_it_reconnects(sse_app: App) -> None:
-    url, state = sse_app
-    with pytest.raises(SSERetriesExhausted) as info:
-        _collect(f"{url}/silent", idle_timeout=0.2, max_retries=1)
-    assert isinstance(info.value.__cause__, SSEIdleTimeout)
-    assert state.count("/silent") == 2
-
-
-def test_heartbeats_keep_a_quiet_stream_alive(sse_app: App) -> None:
-    url, state = sse_app
-    events = _collect(f"{url}/pings?n=2&gap=0.6&every=0.1", idle_timeout=0.4)
-    assert [ev.data for ev in events] == ["1", "2"]
-    assert state.count("/pings") == 1
 
 
 # ------------------------------------------------------------------ closing
@@ -378,51 +166,6 @@ async def test_a_client_of_the_wrong_kind_is_refused(sse_app: App) -> None:
             pass  # pragma: no cover
 
 
-# ------------------------------------------------------------------ bytes on the wire
-
-
-@pytest.mark.anyio
-@pytest.mark.parametrize("mode", ["sync", "async"])
-async def test_stream_cut_inside_utf8_and_between_cr_and_lf_parses_exactly(
-    sse_app: App, mode: str
-) -> None:
-    url, _ = sse_app
-    target = f"{url}/exact"
-    got = _collect(target) if mode == "sync" else await _acollect(target)
-    whole = EventParser().feed(b"".join(EXACT_CHUNKS))  # the same stream in one piece
-    assert got == whole
-    assert tuple(ev.data for ev in got) == EXACT_DATA
-
-
-def test_redirects_are_followed(sse_app: App) -> None:
-    url, state = sse_app
-    with EventSource(f"{url}/redirect") as es:
-        assert [ev.data for ev in es] == ["p0", "p1", "p2"]
-        assert es.status == 200
-    assert [r["path"] for r in state.requests] == ["/redirect", "/plain"]
-
-
-@pytest.mark.anyio
-@pytest.mark.parametrize("mode", ["sync", "async"])
-async def test_gzip_bodies_are_decoded(sse_app: App, mode: str) -> None:
-    url, _ = sse_app
-    es = EventSource(f"{url}/gzip?n=4")
-    got = list(es) if mode == "sync" else [ev async for ev in es]
-    assert es.headers["content-encoding"] == "gzip"
-    assert [(ev.id, ev.data) for ev in got] == [(str(i), f"g{i}") for i in range(1, 5)]
-
-
-def test_an_oversize_event_raises_after_the_events_before_it(sse_app: App) -> None:
-    url, _ = sse_app
-    got: list[Event] = []
-    es = EventSource(f"{url}/big?size=5000", max_event_bytes=1000)
-    with pytest.raises(SSEEventTooLarge) as info:
-        got.extend(es)
-    assert [ev.data for ev in got] == ["before"]
-    assert (info.value.url, info.value.status) == (es.url, 200)
-    assert es.state == "closed"
-
-
 def test_states_follow_the_connection(sse_app: App) -> None:
     url, _ = sse_app
     seen: list[str] = []
@@ -441,10 +184,35 @@ def test_a_second_concurrent_iteration_is_refused(sse_app: App) -> None:
     assert list(es) == []  # closed for good: iterating again yields nothing
 
 
-@pytest.mark.parametrize("drop", [0, 1], ids=["clean end", "dropped mid-body"])
-def test_reconnect_always_resends_even_a_post_without_ids(sse_app: App, drop: int) -> None:
+# ------------------------------------------------------------------ batches
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_batches_hold_the_same_events_in_order(sse_app: App, mode: str) -> None:
+    url, _ = sse_app
+    target = f"{url}/flaky?n=40&every=9"
+    es = EventSource(target, retry_policy=QUICK)
+    sync = mode == "sync"
+    batches = list(es.iter_batches()) if sync else [b async for b in es.aiter_batches()]
+    assert all(batches)
+    assert [ev for batch in batches for ev in batch] == _collect(target)
+    assert es.state == "closed"
+
+
+def test_leaving_a_batch_loop_early_closes_the_connection(sse_app: App) -> None:
     url, state = sse_app
-    target = f"{url}/post?drop={drop}&limit=3"  # the 4th request gets 204
-    got = _collect(target, method="POST", json={"q": 1}, reconnect="always")
-    assert [ev.json()["i"] for ev in got] == [0, 1, 2] * 3
-    assert state.count("/post") == 4
+    with EventSource(f"{url}/endless") as es:
+        for batch in es.iter_batches():
+            assert batch
+            break
+    assert state.disconnected.wait(LIMIT)
+
+
+def test_repr_shows_where_the_stream_is(sse_app: App) -> None:
+    url, _ = sse_app
+    es = EventSource(f"{url}/flaky?n=2", method="get")
+    list(es)
+    text = repr(es)
+    assert text.startswith(f"<EventSource GET {url}/flaky?n=2 state=closed")
+    assert "last_event_id='2'" in text

@@ -10,27 +10,17 @@ loops do nothing but yield: the done sentinel is searched in C over each parsed 
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping
-from operator import itemgetter
 from types import TracebackType
 from typing import Any
 
 import httpx
 
-from .._errors import SSEError, SSEEventTooLarge
 from .._models import Event
 from ._closing import Closer
-from ._policy import BODY_HEAD, RetryPolicy, StreamPlan, Verdict
+from ._loops import Request, async_batches, sync_batches
+from ._policy import RetryPolicy, StreamPlan
 
 __all__ = ["EventSource"]
-
-_data = itemgetter(1)  # Event.data, read in C
-
-
-def _until_done(events: list[Event], done: str | None) -> tuple[list[Event], bool]:
-    """The events before the done sentinel, and whether it was among them."""
-    if done is None or done not in map(_data, events):
-        return events, False
-    return events[: list(map(_data, events)).index(done)], True
 
 
 class EventSource:
@@ -71,18 +61,16 @@ class EventSource:
         on_state: Callable[[str], None] | None = None,
     ) -> None:
         self.url = str(url)
-        self._method = method.upper()
-        self._headers = dict(headers) if headers else {}
-        self._params = params
-        self._json = json
-        self._done = done
-        self._client = client
-        self._timeout = httpx.Timeout(
+        timeout = httpx.Timeout(
             connect=connect_timeout, read=idle_timeout, write=connect_timeout, pool=connect_timeout
         )
+        self._req = Request(
+            method.upper(), self.url, dict(headers or {}), params, json, timeout, done
+        )
+        self._client = client
         self._plan = StreamPlan(
             self.url,
-            method=self._method,
+            method=self._req.method,
             reconnect=reconnect,
             max_retries=max_retries,
             policy=retry_policy,
@@ -126,7 +114,7 @@ class EventSource:
 
     def __repr__(self) -> str:
         return (
-            f"<EventSource {self._method} {self.url} state={self.state} "
+            f"<EventSource {self._req.method} {self.url} state={self.state} "
             f"last_event_id={self.last_event_id!r} reconnects={self.reconnects}>"
         )
 
@@ -176,168 +164,59 @@ class EventSource:
             kind = "`with`/`for`" if mode == "sync" else "`async with`/`async for`"
             raise TypeError(f"{kind} needs an {wanted.__module__}.{wanted.__name__} as client=")
 
-    def _request(self) -> dict[str, Any]:
-        return {
-            "headers": self._plan.request_headers(self._headers),
-            "params": self._params,
-            "json": self._json,
-            "timeout": self._timeout,
-            "follow_redirects": True,
-        }
+    def _sync_client(self) -> httpx.Client | None:
+        return self._client if isinstance(self._client, httpx.Client) else None
 
-    def _failure(self, exc: httpx.HTTPError) -> SSEError | None:
-        """The typed error for an httpx failure: None after close() (end quietly); raised at
-        once when it is not a transport problem (too many redirects, a bad gzip body)."""
-        if self._closer.closed:
-            return None
-        if isinstance(exc, httpx.TransportError):
-            return self._plan.network_error(exc, idle=isinstance(exc, httpx.ReadTimeout))
-        self._plan.set_state("closed")
-        raise self._plan.network_error(exc, idle=False) from exc
-
-    def _refused(self, verdict: Verdict, body: bytearray) -> SSEError:
-        """The error for a response that does not stream; raised when it ends the stream."""
-        error = self._plan.response_error(verdict, bytes(body))
-        if self._plan.state == "closed":
-            raise error
-        return error
+    def _async_client(self) -> httpx.AsyncClient | None:
+        return self._client if isinstance(self._client, httpx.AsyncClient) else None
 
     # -- sync loop ------------------------------------------------------------------------
 
     def __iter__(self) -> Iterator[Event]:
         self._start("sync")
-        gen = self._iter_sync()
+        gen = self._events_sync()
         self._closer.track(gen)
         return gen
 
-    def _iter_sync(self) -> Iterator[Event]:
-        closer = self._closer
-        if closer.closed:
-            return
-        plan, done = self._plan, self._done
-        own = self._client is None
-        client = httpx.Client() if own else self._client
-        assert isinstance(client, httpx.Client)
-        try:
-            while not closer.closed:
-                feed = plan.begin().feed
-                delivered = 0
-                error: SSEError | None = None
-                try:
-                    with client.stream(self._method, self.url, **self._request()) as response:
-                        closer.response = response
-                        verdict = plan.opened(response.status_code, response.headers)
-                        if verdict == "stop":
-                            return
-                        if verdict != "stream":
-                            body = bytearray()
-                            for chunk in response.iter_bytes():
-                                body += chunk
-                                if len(body) >= BODY_HEAD:
-                                    break
-                            error = self._refused(verdict, body)
-                        else:
-                            for chunk in response.iter_bytes():
-                                try:
-                                    events = feed(chunk)
-                                except SSEEventTooLarge as exc:
-                                    events, finished = _until_done(exc.events, done)
-                                    yield from events
-                                    if finished:
-                                        return
-                                    raise plan.too_large(exc) from None
-                                if events:
-                                    delivered += len(events)
-                                    events, finished = _until_done(events, done)
-                                    yield from events
-                                    if finished:
-                                        return
-                except httpx.HTTPError as exc:
-                    error = self._failure(exc)
-                    if error is None:
-                        return
-                finally:
-                    closer.response = None
-                if closer.closed:
-                    return
-                delay = plan.end(delivered, error)
-                if delay is None or closer.wait(delay):
-                    return
+    def iter_batches(self) -> Iterator[list[Event]]:
+        """Iterate over lists of events instead: each holds the events one read completed
+        (never empty). Same rules as iterating events, less per-event overhead."""
+        self._start("sync")
+        gen = sync_batches(self._req, self._plan, self._closer, self._sync_client())
+        self._closer.track(gen)
+        return gen
+
+    def _events_sync(self) -> Iterator[Event]:
+        batches = sync_batches(self._req, self._plan, self._closer, self._sync_client())
+        try:  # the inner loop is closed explicitly, not left to garbage collection
+            for batch in batches:
+                yield from batch
         finally:
-            closer.closed = True
-            plan.close()
-            if own:
-                client.close()
+            batches.close()
 
     # -- async loop -----------------------------------------------------------------------
 
     def __aiter__(self) -> AsyncIterator[Event]:
         self._start("async")
-        gen = self._iter_async()
+        gen = self._events_async()
         self._closer.track(gen)
         return gen
 
-    async def _iter_async(self) -> AsyncIterator[Event]:
+    def aiter_batches(self) -> AsyncIterator[list[Event]]:
+        """Async `iter_batches()`: one await per read instead of one per event."""
+        self._start("async")
+        gen = async_batches(self._req, self._plan, self._closer, self._async_client())
+        self._closer.track(gen)
+        return gen
+
+    async def _events_async(self) -> AsyncIterator[Event]:
         closer = self._closer
-        if closer.closed:
-            return
-        plan, done = self._plan, self._done
-        own = self._client is None
-        client = httpx.AsyncClient() if own else self._client
-        assert isinstance(client, httpx.AsyncClient)
-        wake = closer.bind_loop()
+        batches = async_batches(self._req, self._plan, self._closer, self._async_client())
         try:
-            while not closer.closed:
-                feed = plan.begin().feed
-                delivered = 0
-                error: SSEError | None = None
-                try:
-                    async with client.stream(self._method, self.url, **self._request()) as response:
-                        closer.response = response
-                        verdict = plan.opened(response.status_code, response.headers)
-                        if verdict == "stop":
-                            return
-                        if verdict != "stream":
-                            body = bytearray()
-                            async for chunk in response.aiter_bytes():
-                                body += chunk
-                                if len(body) >= BODY_HEAD:
-                                    break
-                            error = self._refused(verdict, body)
-                        else:
-                            async for chunk in response.aiter_bytes():
-                                try:
-                                    events = feed(chunk)
-                                except SSEEventTooLarge as exc:
-                                    events, finished = _until_done(exc.events, done)
-                                    for event in events:
-                                        yield event
-                                    if finished:
-                                        return
-                                    raise plan.too_large(exc) from None
-                                if events:
-                                    delivered += len(events)
-                                    events, finished = _until_done(events, done)
-                                    for event in events:
-                                        if closer.closed:
-                                            return
-                                        yield event
-                                    if finished:
-                                        return
-                except httpx.HTTPError as exc:
-                    error = self._failure(exc)
-                    if error is None:
+            async for batch in batches:
+                for event in batch:
+                    if closer.closed:  # a sync close() from the loop body stops at once
                         return
-                finally:
-                    closer.response = None
-                if closer.closed:
-                    return
-                delay = plan.end(delivered, error)
-                if delay is None or await closer.wait_async(wake, delay):
-                    return
+                    yield event
         finally:
-            closer.closed = True
-            closer.unbind_loop()
-            plan.close()
-            if own:
-                await client.aclose()
+            await batches.aclose()
