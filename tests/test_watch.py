@@ -26,7 +26,13 @@ from fastapi import FastAPI
 import ssenb
 from ssenb import Event, EventStreamResponse, SSEStatusError
 from ssenb.notebook import Subscription, _loop, watch
-from ssenb.notebook._views import MAX_MESSAGES_PER_SECOND, ProgressView, RateView, TokenView
+from ssenb.notebook._views import (
+    MAX_MESSAGES_PER_SECOND,
+    LogView,
+    ProgressView,
+    RateView,
+    TokenView,
+)
 
 XSS = "<img src=x onerror=alert(1)>"
 
@@ -252,6 +258,19 @@ def test_bad_arguments_fail_at_once(url: str) -> None:
         watch(f"{url}/stream", display=False, no_such_option=1)
     with pytest.raises(ValueError, match="unknown view"):
         watch(f"{url}/stream", display=False, view="pie")
+
+
+class Broken(LogView):
+    """A view with a bug: it raises on every batch."""
+
+    def _add(self, events: list[Event], now: float) -> None:
+        raise ValueError("view bug")
+
+
+def test_a_failing_view_never_stops_the_data(url: str, subs: list[Subscription]) -> None:
+    sub = start(subs, f"{url}/stream?n=20&interval=0.01", view=Broken(), display=True)
+    assert sub.wait(timeout=10)
+    assert (sub.status, len(sub.events), len(sub.df)) == ("done", 20, 20)
 
 
 def test_max_rows_keeps_the_newest(url: str, subs: list[Subscription]) -> None:

@@ -182,6 +182,35 @@ class Frame:
         self.next_at = 0.0
         self.sent = 0
         self.finished = False
+        self.handles: list[Any] = []  # IPython DisplayHandles showing this frame
+        self.shown_in: int | None = None  # execution count of the cell that showed it last
+
+    def bundle(self, plain: str, snapshot: str) -> dict[str, Any]:
+        """The display bundle: the live widget, plus the HTML snapshot that frontends
+        without a widget manager (GitHub, nbviewer, nbconvert) show instead."""
+        return {**self.box._repr_mimebundle_(), "text/html": snapshot, "text/plain": plain}
+
+    def show(self, bundle: Callable[[], dict[str, Any]], cell: int | None) -> None:
+        """Display once per cell `cell` (a repeat in the same cell, e.g. `watch(...)` as the
+        last line, shows nothing), with a display id so the snapshot can be updated."""
+        from IPython.display import display
+
+        if cell is not None and cell == self.shown_in:
+            return
+        self.shown_in = cell
+        self.handles.append(display(bundle(), raw=True, display_id=True))
+
+    def update(self, bundle: dict[str, Any]) -> None:
+        """Refresh every display of this frame with `bundle` (the new snapshot)."""
+        for handle in self.handles:
+            handle.update(bundle, raw=True)
+
+    def resend(self, bundle: dict[str, Any]) -> None:
+        """From the current cell: re-send all widget state and refresh the snapshot, so a
+        notebook saved or executed now (nbclient) stores the final values, not stale ones."""
+        for widget in self.widgets():
+            widget.send_state()
+        self.update(bundle)
 
     def widgets(self) -> list[Any]:
         """Every widget whose state a saved notebook needs (for `send_state` from a cell)."""

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import logging
 import sys
 import threading
 import time
@@ -44,6 +45,7 @@ __all__ = ["Subscription", "watch"]
 TICK = 0.05  # seconds between renderer wake-ups (views and the frame throttle further)
 TEXT_EVERY = 1.0  # seconds between plain-text status lines
 STOP_TIMEOUT = 5.0
+_log = logging.getLogger("ssenb")
 
 
 def _in_kernel() -> bool:
@@ -91,8 +93,6 @@ class Subscription:
         self._frame: Frame | None = None
         if display is not False and not self._text:
             self._frame = Frame(self.view, on_stop=self.stop)
-        self._handles: list[Any] = []
-        self._shown_in: int | None = None
         self._recorder = None if record is None else JSONLRecorder(record, source=self.url)
         self.record_path = None if self._recorder is None else self._recorder.path
         self.started_at = time.time()
@@ -132,16 +132,6 @@ class Subscription:
             + (f" error={type(self.error).__name__}" if self.error else "")
             + ">"
         )
-
-    def info(self) -> dict[str, Any]:
-        """A summary for `ssenb.status()`: url, status, events, error, recording path."""
-        return {
-            "url": self.url,
-            "status": self._status,
-            "events": len(self._events),
-            "error": None if self.error is None else f"{type(self.error).__name__}: {self.error}",
-            "record": None if self.record_path is None else str(self.record_path),
-        }
 
     # -- control --------------------------------------------------------------------------
     def stop(self, timeout: float = STOP_TIMEOUT) -> None:
@@ -203,42 +193,27 @@ class Subscription:
         return _loop.call(self.view.html)
 
     def _bundle(self) -> dict[str, Any]:
-        bundle: dict[str, Any] = {"text/plain": repr(self), "text/html": self._snapshot()}
-        if self._frame is not None:
-            bundle.update(self._frame.box._repr_mimebundle_())
-            bundle["text/plain"] = repr(self)
-        return bundle
+        if self._frame is None:
+            return {"text/plain": repr(self), "text/html": self._snapshot()}
+        return self._frame.bundle(repr(self), self._snapshot())
 
     def _ipython_display_(self) -> None:
-        """Show the live view once per cell (a repeat in the same cell shows nothing)."""
-        from IPython import get_ipython
-        from IPython.display import display
-
-        shell = get_ipython()
-        count = getattr(shell, "execution_count", None)
+        """Show the live view (once per cell), or the text line where widgets cannot render."""
         if self._frame is None:
             print(self.view.text())
             return
-        if count is not None and count == self._shown_in:
-            return
-        self._shown_in = count
-        self._handles.append(display(self._bundle(), raw=True, display_id=True))
+        from IPython import get_ipython
+
+        self._frame.show(self._bundle, getattr(get_ipython(), "execution_count", None))
 
     def _sync_display(self) -> None:
         """Re-send widget state and the HTML snapshot from the calling (current) cell."""
         if self._frame is None or _loop.in_loop_thread():
             return
-        for widget in self._frame.widgets():
-            widget.send_state()
-        self._update_snapshot()
-
-    def _update_snapshot(self) -> None:
-        bundle = self._bundle()
-        for handle in self._handles:
-            try:
-                handle.update(bundle, raw=True)
-            except Exception:  # pragma: no cover - a closed display must not break the stream
-                pass
+        try:
+            self._frame.resend(self._bundle())
+        except Exception:  # e.g. the kernel is shutting down: the data matters, not the view
+            _log.debug("ssenb: could not re-send the view of %s", self.url, exc_info=True)
 
     # -- the consumer, on the ssenb loop --------------------------------------------------
     def _on_state(self, state: str) -> None:
@@ -249,9 +224,13 @@ class Subscription:
             self.view.on_status(state)
 
     def _feed(self) -> None:
+        """Hand pending events to the view; a failing view is logged, never stops the data."""
         if self._pending:
             batch, self._pending = self._pending, []
-            self.view.on_events(batch, time.monotonic())
+            try:
+                self.view.on_events(batch, time.monotonic())
+            except Exception:
+                _log.exception("ssenb: view %s failed on %d events", self.view.kind, len(batch))
 
     async def _main(self) -> None:
         self._task = asyncio.current_task()
@@ -281,36 +260,46 @@ class Subscription:
         self._finish(status, error)
 
     def _finish(self, status: str, error: BaseException | None) -> None:
+        """Flush and close the data first, then show the end; always mark the end."""
         try:
-            self._batcher.flush()
-            if self._recorder is not None:
-                self._recorder.close()
-        except Exception as exc:  # a full disk must still end the subscription cleanly
-            status, error = "error", error or exc
-        self.error = error
-        self._feed()
-        self._status = status
-        self.view.on_status(status, error)
-        if self._frame is not None:
-            self._frame.tick(time.monotonic(), final=True)
-            self._update_snapshot()
-        elif self._text:
-            print(self.view.text(), file=sys.stderr, flush=True)
-        self._done.set()
-        _state.unregister_subscription(self)
+            try:
+                self._batcher.flush()
+                if self._recorder is not None:
+                    self._recorder.close()
+            except Exception as exc:  # a full disk must still end the subscription cleanly
+                status, error = "error", error or exc
+            self.error = error
+            self._status = status
+            self._feed()
+            self.view.on_status(status, error)
+            if self._frame is not None:
+                self._frame.tick(time.monotonic(), final=True)
+                self._frame.update(self._bundle())
+            elif self._text:
+                print(self.view.text(), file=sys.stderr, flush=True)
+        except Exception:
+            _log.exception("ssenb: showing the end of %s failed", self.url)
+        finally:
+            self._done.set()
+            _state.unregister_subscription(self)
 
     async def _render(self) -> None:
+        """The throttled renderer: feed the view, flush a quiet batcher, tick the frame."""
         last_text = time.monotonic()
         while True:
             await asyncio.sleep(TICK)
-            self._feed()
-            self._batcher.tick()  # flush_interval holds while the stream is quiet
-            now = time.monotonic()
-            if self._frame is not None:
-                self._frame.tick(now)
-            elif self._text and now - last_text >= TEXT_EVERY:
-                last_text = now
-                print(self.view.text(now), file=sys.stderr, flush=True)
+            try:
+                self._feed()
+                self._batcher.tick()  # flush_interval holds while the stream is quiet
+                now = time.monotonic()
+                if self._frame is not None:
+                    self._frame.tick(now)
+                elif self._text and now - last_text >= TEXT_EVERY:
+                    last_text = now
+                    print(self.view.text(now), file=sys.stderr, flush=True)
+            except Exception:  # a rendering bug must not stop consuming, nor spin
+                _log.exception("ssenb: rendering %s failed", self.url)
+                await asyncio.sleep(1.0)
 
 
 def watch(
