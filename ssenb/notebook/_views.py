@@ -15,6 +15,7 @@ only ever *set* from the loop thread (safe with ipykernel >= 7.1), never `with o
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -182,6 +183,7 @@ class Frame:
         self.next_at = 0.0
         self.sent = 0
         self.finished = False
+        self._lock = threading.Lock()  # a tick (loop) and a resend (cell) never interleave
         self.handles: list[Any] = []  # IPython DisplayHandles showing this frame
         self.shown_in: int | None = None  # execution count of the cell that showed it last
 
@@ -208,8 +210,9 @@ class Frame:
     def resend(self, bundle: dict[str, Any]) -> None:
         """From the current cell: re-send all widget state and refresh the snapshot, so a
         notebook saved or executed now (nbclient) stores the final values, not stale ones."""
-        for widget in self.widgets():
-            widget.send_state()
+        with self._lock:
+            for widget in self.widgets():
+                widget.send_state()
         self.update(bundle)
 
     def widgets(self) -> list[Any]:
@@ -229,6 +232,10 @@ class Frame:
         """
         if self.finished or (not final and now < self.next_at):
             return 0
+        with self._lock:
+            return self._tick(now, final)
+
+    def _tick(self, now: float, final: bool) -> int:
         budget = 99 if final else 2
         sent = 0
         progress = self.view.progress()
