@@ -365,3 +365,13 @@ def test_states_are_announced_once_per_change() -> None:
 def test_plan_rejects_bad_arguments(kwargs: dict[str, object]) -> None:
     with pytest.raises(ValueError, match=next(iter(kwargs))):
         _plan(**kwargs)
+
+
+def test_a_failed_reconnect_carries_no_stale_response() -> None:
+    plan = _plan()
+    _connection(plan, WITH_ID, _drop())
+    assert plan.status == 200
+    plan.begin()
+    err = plan.network_error(ConnectionRefusedError("refused"), idle=False)
+    assert (err.status, err.headers, plan.status) == (None, {}, None)
+    assert err.last_event_id == "1"

@@ -184,6 +184,7 @@ class StreamPlan:
         self.set_state("reconnecting" if self.reconnects else "connecting")
         self.parser = EventParser(self.parser.last_event_id, self.max_event_bytes)
         self._start_id = self.parser.last_event_id
+        self.status, self.headers = None, {}  # errors must not carry a stale response
         return self.parser
 
     def request_headers(self, extra: Mapping[str, str] | None) -> dict[str, str]:
