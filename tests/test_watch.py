@@ -376,3 +376,27 @@ def test_plain_python_prints_a_text_status_line_without_widgets() -> None:
     assert lines[-1].startswith("[ssenb] done | http://127.0.0.1:")
     assert lines[-1].endswith("| 12 events")
     assert 1 <= len(lines) <= 4  # ~1.8 s of stream: at most one line a second, plus the end
+
+
+EXIT = """
+import atexit, sys, time, ssenb
+atexit.register(lambda: print(sub.status, len(sub.events)))  # runs after ssenb's own hook
+srv = ssenb.serve(name="exit")
+sub = ssenb.watch(srv.url + "/ticks?rate=2000", record=sys.argv[1], display=False)
+time.sleep(0.6)
+"""  # ...and the interpreter exits with the watch still running
+
+
+def test_interpreter_exit_stops_the_watch_and_flushes_the_recording(tmp_path: Path) -> None:
+    path = tmp_path / "exit.jsonl"
+    done = subprocess.run(
+        [sys.executable, "-c", EXIT, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    status, seen = done.stdout.split()
+    assert status == "stopped"
+    assert int(seen) > 100
+    assert len(jsonl(path)) == int(seen)  # every event received is on disk
