@@ -216,3 +216,29 @@ def test_repr_shows_where_the_stream_is(sse_app: App) -> None:
     text = repr(es)
     assert text.startswith(f"<EventSource GET {url}/flaky?n=2 state=closed")
     assert "last_event_id='2'" in text
+
+
+@pytest.mark.anyio
+async def test_cancelling_the_consuming_task_propagates_and_releases(sse_app: App) -> None:
+    url, state = sse_app
+    es = EventSource(f"{url}/endless")
+    got: list[Event] = []
+
+    async def consume() -> None:
+        async with es:
+            async for ev in es:
+                got.append(ev)
+
+    task = asyncio.create_task(consume())
+    async with asyncio.timeout(LIMIT):
+        while len(got) < 2:
+            await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert es.state == "closed"
+    for _ in range(int(LIMIT / 0.01)):
+        if state.disconnected.is_set():
+            break
+        await asyncio.sleep(0.01)
+    assert state.disconnects == ["/endless"]
