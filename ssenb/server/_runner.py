@@ -111,6 +111,24 @@ class _RequireToken:
         await self.app(scope, receive, send)
 
 
+class _CatchLifespan:
+    """Keeps the exception an app raised during startup, to re-raise it in the cell."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.error: BaseException | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+        try:
+            await self.app(scope, receive, send)
+        except BaseException as exc:
+            self.error = exc
+            raise
+
+
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -148,7 +166,8 @@ class ServerHandle:
         self.started_at = time.time()
         self.error: BaseException | None = None
         self._token_set = token is not None
-        served = app if token is None else _RequireToken(app, token)
+        self._lifespan = _CatchLifespan(app)
+        served = self._lifespan if token is None else _RequireToken(self._lifespan, token)
         config = uvicorn.Config(
             served,
             log_config=None,
@@ -196,9 +215,9 @@ class ServerHandle:
             time.sleep(0.005)
 
     def _startup_error(self) -> RuntimeError:
-        cause: BaseException | None = None
+        cause: BaseException | None = self._lifespan.error
         for record in reversed(self.logs_records()):
-            if record.exc_info and record.exc_info[1] is not None:
+            if cause is None and record.exc_info and record.exc_info[1] is not None:
                 cause = record.exc_info[1]
                 break
         cause = cause or self.error
@@ -206,7 +225,7 @@ class ServerHandle:
         detail = f"{type(cause).__name__}: {cause}" if cause is not None else "unknown cause"
         err = RuntimeError(f"server {self.name!r} failed to start: {detail}")
         err.__cause__ = cause
-        if lines:
+        if lines and not isinstance(cause, Exception):
             err.add_note("\n".join(lines[-5:]))
         return err
 
