@@ -242,3 +242,10 @@ async def test_cancelling_the_consuming_task_propagates_and_releases(sse_app: Ap
             break
         await asyncio.sleep(0.01)
     assert state.disconnects == ["/endless"]
+
+
+def test_timeouts_map_to_connect_and_per_read_idle() -> None:
+    es = EventSource("http://127.0.0.1:1/x", connect_timeout=2.5, idle_timeout=45.0)
+    timeout = es._req.timeout
+    assert (timeout.connect, timeout.read) == (2.5, 45.0)
+    assert (timeout.write, timeout.pool) == (2.5, 2.5)  # no total deadline on a stream

@@ -235,7 +235,7 @@ def test_idle_timeout_counts_as_a_failed_attempt_when_it_reconnects(sse_app: App
 
 def test_heartbeats_keep_a_quiet_stream_alive(sse_app: App) -> None:
     url, state = sse_app
-    events = _collect(f"{url}/pings?n=2&gap=0.6&every=0.1", idle_timeout=0.4)
+    events = _collect(f"{url}/pings?n=2&gap=0.8&every=0.1", idle_timeout=0.5)
     assert [ev.data for ev in events] == ["1", "2"]
     assert state.count("/pings") == 1
 
