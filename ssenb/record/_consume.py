@@ -76,11 +76,17 @@ class _Worker:
             return
         sink, until, n = self.sink, self.until, self.n
         async with EventSource(self.url, **self.source_kw) as source:
-            async for event in source:
-                sink(event, time.time())
-                self.count += 1
-                if (n is not None and self.count >= n) or (until is not None and until(event)):
-                    return
+            events = aiter(source)
+            try:
+                async for event in events:
+                    sink(event, time.time())
+                    self.count += 1
+                    if (n is not None and self.count >= n) or (until is not None and until(event)):
+                        return
+            finally:  # close the iterator here, on this loop, not later in the GC
+                close = getattr(events, "aclose", None)
+                if close is not None:
+                    await close()
 
     def cancel(self) -> None:
         loop, task = self.loop, self.task
