@@ -20,7 +20,8 @@ _STYLE = """
 body{font:14px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:60rem;color:#1f2328;
  padding:0 1rem}
 h1{font-size:1.4rem;margin:0 0 .2rem} .sub{color:#57606a;margin:0 0 1.2rem}
-table{border-collapse:collapse;width:100%} th,td{text-align:left;padding:.3rem .5rem;
+table{border-collapse:collapse;width:100%} td:first-child{white-space:nowrap}
+th,td{text-align:left;padding:.3rem .5rem;
  border-bottom:1px solid #d0d7de;vertical-align:top} th{font-weight:600;color:#57606a}
 code,pre,input{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:13px}
 .bar{display:flex;gap:.5rem;margin:1rem 0 .5rem} input{flex:1;padding:.3rem .4rem}
