@@ -120,7 +120,7 @@ def consume(
             pass
     except KeyboardInterrupt:
         worker.cancel()
-        worker.done.wait(_JOIN_AFTER_CANCEL)
+        thread.join(_JOIN_AFTER_CANCEL)
         raise
     thread.join()
     if worker.error is not None:

@@ -1,0 +1,126 @@
+"""`ssenb.collect`: a stream into a DataFrame, in a script or a kernel, nothing lost."""
+
+from __future__ import annotations
+
+import _thread
+import asyncio
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+
+import pandas as pd
+import pytest
+from fastapi import FastAPI
+
+import ssenb
+from ssenb import Event
+from ssenb.server import EventStreamResponse
+
+ENVELOPE = ["time", "event", "id", "retry", "data"]
+
+
+def _app() -> FastAPI:
+    app = FastAPI()
+
+    @app.get("/three-then-silent")
+    async def silent() -> EventStreamResponse:
+        async def gen() -> AsyncIterator[Event]:
+            for i in range(1, 4):
+                yield Event(event="step", data=f'{{"step": {i}}}', id=str(i))
+            await asyncio.sleep(3600)
+
+        return EventStreamResponse(gen(), heartbeat=0.05)
+
+    @app.get("/then-too-large")
+    async def too_large() -> EventStreamResponse:
+        async def gen() -> AsyncIterator[Event]:
+            for i in range(1, 4):
+                yield Event(data=str(i), id=str(i))
+            yield Event(data="x" * 5000, id="4")
+
+        return EventStreamResponse(gen(), heartbeat=None)
+
+    return app
+
+
+@pytest.fixture(scope="module")
+def demo() -> Iterator[str]:
+    with ssenb.serve(name="test_collect_demo") as handle:
+        yield handle.url
+
+
+@pytest.fixture(scope="module")
+def own() -> Iterator[str]:
+    with ssenb.serve(_app(), name="test_collect") as handle:
+        yield handle.url
+
+
+def test_columns_follow_the_contract(demo: str) -> None:
+    before = pd.Timestamp.now(tz="UTC")
+    df = ssenb.collect(demo + "/stream?n=3&interval=0")
+    assert list(df.columns) == [*ENVELOPE, "data.count", "data.message"]
+    assert df["id"].tolist() == ["1", "2", "3"]
+    assert df["data.count"].tolist() == [1, 2, 3]
+    assert ((df["time"] >= before) & (df["time"] <= pd.Timestamp.now(tz="UTC"))).all()
+
+
+@pytest.mark.parametrize(
+    ("path", "kwargs", "rows"),
+    [
+        ("/stream?n=4&interval=0", {}, 4),
+        ("/ticks?n=0&rate=0", {"n": 250}, 250),
+        ("/ticks?n=0&rate=0", {"until": lambda ev: ev.id == "5"}, 5),
+        ("/ticks?n=0&rate=0", {"n": 0}, 0),
+    ],
+    ids=["until-done", "n", "until", "n-zero"],
+)
+def test_returns_what_arrived_by_the_first_rule(
+    demo: str, path: str, kwargs: dict[str, object], rows: int
+) -> None:
+    df = ssenb.collect(demo + path, **kwargs)  # type: ignore[arg-type]
+    assert df["id"].tolist() == [str(i) for i in range(1, rows + 1)]
+
+
+def test_timeout_on_a_silent_server_returns_what_arrived(own: str) -> None:
+    started = time.monotonic()
+    df = ssenb.collect(own + "/three-then-silent", timeout=0.3)
+    assert time.monotonic() - started < 5 * 0.3
+    assert df["data.step"].tolist() == [1, 2, 3]
+
+
+def test_works_in_a_running_event_loop_without_nest_asyncio(demo: str) -> None:
+    async def cell() -> pd.DataFrame:
+        return ssenb.collect(demo + "/stream?n=2&interval=0")
+
+    assert len(asyncio.run(cell())) == 2
+
+
+def test_an_sse_error_carries_the_frame_so_far(own: str) -> None:
+    with pytest.raises(ssenb.SSEEventTooLarge) as info:
+        ssenb.collect(own + "/then-too-large", max_event_bytes=1000)
+    assert info.value.partial["id"].tolist()[:3] == ["1", "2", "3"]
+
+
+def test_a_status_error_carries_an_empty_frame(demo: str) -> None:
+    with pytest.raises(ssenb.SSEStatusError) as info:
+        ssenb.collect(demo + "/no-such-endpoint")
+    assert list(info.value.partial.columns) == ENVELOPE
+    assert len(info.value.partial) == 0
+
+
+def test_any_other_error_carries_the_frame_so_far_too(demo: str) -> None:
+    def until(ev: Event) -> bool:
+        if ev.id == "3":
+            raise RuntimeError("bad predicate")
+        return False
+
+    with pytest.raises(RuntimeError, match="bad predicate") as info:
+        ssenb.collect(demo + "/stream?n=5&interval=0", until=until)
+    assert info.value.partial["id"].tolist() == ["1", "2", "3"]  # type: ignore[attr-defined]
+
+
+def test_ctrl_c_returns_what_arrived_with_a_warning(own: str) -> None:
+    threading.Timer(0.4, _thread.interrupt_main).start()
+    with pytest.warns(RuntimeWarning, match="interrupted: returning the 3 events"):
+        df = ssenb.collect(own + "/three-then-silent")
+    assert df["id"].tolist() == ["1", "2", "3"]
