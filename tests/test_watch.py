@@ -258,6 +258,9 @@ def test_bad_arguments_fail_at_once(url: str) -> None:
         watch(f"{url}/stream", display=False, no_such_option=1)
     with pytest.raises(ValueError, match="unknown view"):
         watch(f"{url}/stream", display=False, view="pie")
+    with pytest.raises(FileNotFoundError):
+        watch(f"{url}/stream", display=False, record="/no/such/dir/x.jsonl")
+    assert not [s for s in ssenb._state.subscriptions.values() if s.url == f"{url}/stream"]
 
 
 class Broken(LogView):

@@ -90,11 +90,11 @@ class Subscription:
         self._stopping = False
         self._done = threading.Event()
         self._text = display is None and not _in_kernel()
+        self._recorder = None if record is None else JSONLRecorder(record, source=self.url)
+        self.record_path = None if self._recorder is None else self._recorder.path
         self._frame: Frame | None = None
         if display is not False and not self._text:
             self._frame = Frame(self.view, on_stop=self.stop)
-        self._recorder = None if record is None else JSONLRecorder(record, source=self.url)
-        self.record_path = None if self._recorder is None else self._recorder.path
         self.started_at = time.time()
         self._task: asyncio.Task[None] | None = None
         _state.register_subscription(self)
