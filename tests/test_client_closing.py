@@ -10,6 +10,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from itertools import chain
 
 import httpx
 import pytest
@@ -147,3 +148,26 @@ def test_shutdown_without_a_socket_does_nothing(response: httpx.Response | None)
     closer.response = response
     closer.shutdown()
     assert not closer.closed
+
+
+def test_close_from_another_thread_empties_the_batch_being_consumed() -> None:
+    closer = Closer()
+    results: list[str] = []
+
+    def batches() -> Iterator[list[int]]:
+        closer.owner = threading.get_ident()
+        while not closer.closed:
+            yield list(range(1000))
+
+    gen = batches()
+    closer.track(gen)
+    got: list[int] = []
+    for value in chain.from_iterable(closer.clearing(gen)):
+        got.append(value)
+        if len(got) == 10:  # mid-batch, the generator suspended: close from elsewhere
+            other = threading.Thread(target=lambda: results.append(closer.close()))
+            other.start()
+            other.join(LIMIT)
+    assert results == ["signalled"]  # it never touched a generator another thread owns
+    assert got == list(range(10))  # nothing of the batch was handed out after close()
+    assert not closer.active()

@@ -15,7 +15,7 @@ import asyncio
 import socket
 import threading
 import weakref
-from collections.abc import AsyncGenerator, Generator
+from collections.abc import AsyncGenerator, Generator, Iterator
 from typing import Any, Literal
 
 import httpx
@@ -33,11 +33,13 @@ class Closer:
     `wait`/`wait_async`, which return True when woken by `close()`.
     """
 
-    __slots__ = ("_async", "_gen", "_wake", "closed", "response")
+    __slots__ = ("_async", "_gen", "_wake", "batch", "closed", "owner", "response")
 
     def __init__(self) -> None:
         self.closed = False
         self.response: httpx.Response | None = None
+        self.owner: int | None = None  # thread running a sync iteration
+        self.batch: list[Any] | None = None  # the batch an event iteration is consuming
         self._wake = threading.Event()
         self._async: tuple[asyncio.AbstractEventLoop, asyncio.Event] | None = None
         self._gen: weakref.ref[Any] | None = None
@@ -45,6 +47,19 @@ class Closer:
     def track(self, gen: Iteration) -> None:
         """Remember the iteration weakly, so dropping it still closes it (CPython)."""
         self._gen = weakref.ref(gen)
+
+    def clearing(self, batches: Iterator[list[Any]]) -> Iterator[list[Any]]:
+        """Pass batches through to a C-level `chain`, remembering the one being consumed so
+        close() can empty it: none of its remaining events is yielded after close()."""
+        try:
+            for batch in batches:
+                self.batch = batch
+                yield batch
+        finally:
+            self.batch = None
+            close = getattr(batches, "close", None)
+            if close is not None:
+                close()
 
     def current(self) -> Iteration | None:
         """The tracked iteration while something still holds it."""
@@ -86,16 +101,23 @@ class Closer:
                 event.set()
             elif not loop.is_closed():
                 loop.call_soon_threadsafe(event.set)
+        batch = self.batch
+        if batch is not None:
+            batch.clear()  # atomic: the consuming `chain` sees the batch end here
         gen = self.current()
         if gen is None:
             return "idle"
         if isinstance(gen, Generator):
-            try:
-                gen.close()
-                return "done"
-            except ValueError:  # executing on another thread: wake its read instead
-                self.shutdown()
-                return "signalled"
+            if self.owner in (None, threading.get_ident()):
+                try:
+                    gen.close()  # suspended on this thread: finish it now
+                    return "done"
+                except ValueError:  # closing from inside the iteration (a state hook)
+                    pass
+            # Another thread iterates: never touch its generator (it could be resumed at
+            # this very moment); wake a blocked read, and it stops at its next step.
+            self.shutdown()
+            return "signalled"
         self.shutdown()
         return "signalled" if gen.ag_running else "idle"
 

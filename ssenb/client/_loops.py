@@ -10,6 +10,7 @@ per event there is no Python work at all here: the done sentinel is found in C.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncGenerator, Generator, Mapping
 from dataclasses import dataclass
 from operator import itemgetter
@@ -83,6 +84,7 @@ def sync_batches(
     if closer.closed:
         return
     done = req.done
+    closer.owner = threading.get_ident()
     client = httpx.Client() if given is None else given
     try:
         while not closer.closed:

@@ -10,6 +10,7 @@ loops do nothing but yield: the done sentinel is searched in C over each parsed 
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping
+from itertools import chain
 from types import TracebackType
 from typing import Any
 
@@ -174,9 +175,10 @@ class EventSource:
 
     def __iter__(self) -> Iterator[Event]:
         self._start("sync")
-        gen = self._events_sync()
-        self._closer.track(gen)
-        return gen
+        batches = sync_batches(self._req, self._plan, self._closer, self._sync_client())
+        self._closer.track(batches)
+        # Events are handed out by C (`chain`): no Python frame runs per event.
+        return chain.from_iterable(self._closer.clearing(batches))
 
     def iter_batches(self) -> Iterator[list[Event]]:
         """Iterate over lists of events instead: each holds the events one read completed
@@ -185,14 +187,6 @@ class EventSource:
         gen = sync_batches(self._req, self._plan, self._closer, self._sync_client())
         self._closer.track(gen)
         return gen
-
-    def _events_sync(self) -> Iterator[Event]:
-        batches = sync_batches(self._req, self._plan, self._closer, self._sync_client())
-        try:  # the inner loop is closed explicitly, not left to garbage collection
-            for batch in batches:
-                yield from batch
-        finally:
-            batches.close()
 
     # -- async loop -----------------------------------------------------------------------
 
