@@ -1,10 +1,10 @@
 """`EventSource`: a spec-exact, resuming SSE client over httpx, sync and async.
 
-Two thin loops (one over `httpx.Client`, one over `httpx.AsyncClient`; the sync one never
-touches asyncio) share the pure decision core `StreamPlan`. Bytes come from
-`iter_bytes`/`aiter_bytes`, which undo gzip (raw bytes would not), and go straight into the
-core `EventParser`, never through httpx's line splitting (it cuts at U+2028). Per event the
-loops do nothing but yield: the done sentinel is searched in C over each parsed batch.
+This is the public surface only: iteration entry points, live state, closing. What
+happens on the wire is in `_loops` (one thin loop per httpx client kind), every decision
+in the pure `_policy.StreamPlan`, and reaching a running iteration in `_closing.Closer`.
+Sync events are handed out by `itertools.chain` over per-read batches, so no Python code
+runs per event; async ones cost one async-generator step each (`aiter_batches` avoids it).
 """
 
 from __future__ import annotations
