@@ -326,3 +326,10 @@ def test_request_kwargs_add_the_plans_headers_and_follow_redirects() -> None:
     assert kwargs["headers"]["Last-Event-ID"] == "4"
     assert (kwargs["params"], kwargs["json"], kwargs["timeout"]) == (req.params, req.json, timeout)
     assert kwargs["follow_redirects"] is True
+
+
+def test_params_are_merged_into_the_query(sse_app: App) -> None:
+    url, state = sse_app
+    got = _collect(f"{url}/plain?drop=0", params={"n": 2})
+    assert [ev.data for ev in got] == ["p0", "p1"]
+    assert state.count("/plain") == 1
