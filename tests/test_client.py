@@ -8,6 +8,7 @@ client it is given. What happens on the wire is specified in test_client_loops.p
 from __future__ import annotations
 
 import asyncio
+import inspect
 import threading
 import time
 from typing import Any
@@ -249,3 +250,31 @@ def test_timeouts_map_to_connect_and_per_read_idle() -> None:
     timeout = es._req.timeout
     assert (timeout.connect, timeout.read) == (2.5, 45.0)
     assert (timeout.write, timeout.pool) == (2.5, 2.5)  # no total deadline on a stream
+
+
+# The contract in DESIGN.md, "Public API": names, order and defaults.
+CONTRACT = {
+    "method": "GET",
+    "headers": None,
+    "params": None,
+    "json": None,
+    "last_event_id": None,
+    "reconnect": "auto",
+    "max_retries": 10,
+    "done": "[DONE]",
+    "connect_timeout": 10.0,
+    "idle_timeout": 60.0,
+    "max_event_bytes": 16 << 20,
+    "client": None,
+}
+
+
+def test_signature_keeps_the_design_contract() -> None:
+    params = list(inspect.signature(EventSource).parameters.values())
+    assert params[0].name == "url"
+    assert params[0].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+    keyword = {p.name: p.default for p in params[1:]}
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in params[1:])
+    assert list(keyword)[: len(CONTRACT)] == list(CONTRACT)
+    assert {k: keyword[k] for k in CONTRACT} == CONTRACT
+    assert {"retry_policy": None, "on_state": None}.items() <= keyword.items()
