@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 PKG = Path(__file__).resolve().parents[1] / "ssenb"
-CORE = ["_models", "_parser", "_encoder", "_errors", "_version"]
+CORE = ["_models", "_parser", "_encoder", "_errors", "_version", "_state"]
 
 # A module may import ssenb modules of its own layer or of lower layers only.
 LAYER = {"core": 0, "client": 1, "server": 1, "record": 2, "notebook": 3, "top": 4}
@@ -44,7 +44,9 @@ def _ssenb_imports(path: Path) -> set[str]:
                 name = ".".join([*base, node.module] if node.module else base)
             else:
                 name = node.module or ""
-            if name.startswith("ssenb"):
+            if name == "ssenb":  # `from .. import _state`: the names are the modules
+                found |= {f"ssenb.{a.name}" for a in node.names}
+            elif name.startswith("ssenb"):
                 found.add(name)
     return found
 
