@@ -208,9 +208,9 @@ class EventSource:
         batches = async_batches(self._req, self._plan, self._closer, self._async_client())
         try:
             async for batch in batches:
+                closer.batch = batch  # close() empties it: the rest is never yielded
                 for event in batch:
-                    if closer.closed:  # a sync close() from the loop body stops at once
-                        return
                     yield event
         finally:
+            closer.batch = None
             await batches.aclose()
