@@ -1,10 +1,13 @@
 """The server layer: a coalescing SSE response, demo producers, a background runner.
 
-Imports only the core (never the client). `Hub` (fan-out with replay) arrives in its own
-module and is re-exported here too.
+Imports only the core (never the client). `Hub` (fan-out with replay) lives in its own
+module, `_hub.py`, imported on first use so this package works before and without it.
 """
 
 from __future__ import annotations
+
+import importlib
+from typing import Any
 
 from ._demo import demo_app
 from ._endpoints import Endpoint, add_endpoint
@@ -21,3 +24,20 @@ __all__ = [
     "serve",
     "stop_all",
 ]
+
+# public names defined in modules imported on first access (add them to __all__ once they exist)
+_LAZY = {"Hub": "._hub"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ssenb.server' has no attribute {name!r}")
+    try:
+        value = getattr(importlib.import_module(module, __name__), name)
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{__name__}{module}":
+            raise
+        raise AttributeError(f"ssenb.server.{name} is not available yet") from exc
+    globals()[name] = value
+    return value
