@@ -197,6 +197,15 @@ def _wait_until(check: Callable[[], bool], timeout: float) -> bool:
     return check()
 
 
+def _ssenb_tasks(handle: Any) -> list[str]:
+    """Names of ssenb's own tasks still alive on the server's loop."""
+
+    async def names() -> list[str]:
+        return [t.get_name() for t in asyncio.all_tasks() if t.get_name().startswith("ssenb-")]
+
+    return asyncio.run_coroutine_threadsafe(names(), handle._loop).result(5)
+
+
 def _producer_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == "ssenb-producer"]
 
@@ -297,6 +306,7 @@ def test_client_disconnect_cleans_the_producer_up(server: Any, kind: str) -> Non
     assert CLEANED[key].wait(2.0), "the producer's finally did not run"
     assert _wait_until(lambda: server.streams == 0, 2.0)
     assert _wait_until(lambda: not _producer_threads(), 2.0)
+    assert _wait_until(lambda: not _ssenb_tasks(server), 2.0)
 
 
 def test_stop_ends_open_endless_streams_quickly_and_cleanly() -> None:

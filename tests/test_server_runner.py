@@ -224,6 +224,19 @@ def test_server_logs_never_reach_stdout_or_stderr(capfd: pytest.CaptureFixture[s
     assert any("Uvicorn running" in line or "Application startup" in line for line in lines)
 
 
+def test_errors_in_endpoints_are_kept_in_the_log_and_counted_in_the_repr() -> None:
+    def broken() -> None:
+        raise ZeroDivisionError("oops in an endpoint")
+
+    app = FastAPI()
+    app.add_api_route("/broken", broken)
+    with ssenb.serve(app, name=_name()) as h:
+        assert "error" not in repr(h)
+        assert httpx.get(h.url + "/broken", timeout=5).status_code == 500
+        assert _wait_until(lambda: "1 error logged" in repr(h), 2.0)  # logged after the 500
+        assert any("oops in an endpoint" in line for line in h.logs())
+
+
 # -- status and reload -------------------------------------------------------------------------
 
 

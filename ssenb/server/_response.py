@@ -249,7 +249,7 @@ class EventStreamResponse(StreamingResponse):
         live.add(pipe)
         if loop in _STOPPING:
             pipe.finish("shutdown")
-        listener = loop.create_task(_listen(receive, pipe))
+        listener = loop.create_task(_listen(receive, pipe), name="ssenb-listen")
         task: asyncio.Task[None] | None = None
         try:
             await send(
@@ -260,7 +260,7 @@ class EventStreamResponse(StreamingResponse):
                 }
             )
             if isinstance(self.producer, AsyncIterable):
-                task = loop.create_task(_pump_async(self.producer, pipe))
+                task = loop.create_task(_pump_async(self.producer, pipe), name="ssenb-pump")
             else:
                 threading.Thread(
                     target=_pump_thread,

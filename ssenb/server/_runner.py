@@ -282,7 +282,11 @@ class ServerHandle:
     def _state_text(self) -> str:
         if self.running:
             n = self.streams
-            return f"running, {n} open stream{'s' if n != 1 else ''}"
+            text = f"running, {n} open stream{'s' if n != 1 else ''}"
+            errors = sum(1 for r in self.logs_records() if r.levelno >= logging.ERROR)
+            if errors:
+                text += f", {errors} error{'s' if errors != 1 else ''} logged (see .logs())"
+            return text
         if self.error is not None and not isinstance(self.error, SystemExit):
             return f"died: {type(self.error).__name__}: {self.error}"
         return "stopped"
