@@ -247,7 +247,7 @@ def test_a_backlog_is_coalesced_into_few_large_writes(server: Any) -> None:
 
 @pytest.mark.parametrize("kind", ["paced-async", "paced-sync"])
 def test_each_event_is_written_at_once_when_nothing_else_waits(server: Any, kind: str) -> None:
-    key, n, pause = _key(), 5, 0.05
+    key, n, pause = _key(), 5, 0.15
     path = f"/case/x/{kind}?key={key}&n={n}&pause={pause}"
     arrived: list[float] = []
     with httpx.stream("GET", server.url + path, timeout=5) as response:
@@ -256,20 +256,20 @@ def test_each_event_is_written_at_once_when_nothing_else_waits(server: Any, kind
     assert len(arrived) == n
     assert len(server.app.writes[path]) == n
     delays = [a - p for a, p in zip(arrived, PRODUCED_AT[key], strict=True)]
-    assert max(delays) < 0.04, delays  # one event per write, sent as soon as it exists
+    assert max(delays) < 0.1, delays  # one event per write, sent before the next exists
 
 
 def test_a_blocking_sync_producer_does_not_stall_the_server(server: Any) -> None:
     key = _key()
-    path = f"/case/x/paced-sync?key={key}&n=3&pause=0.3"
+    path = f"/case/x/paced-sync?key={key}&n=2&pause=1.0"
     with httpx.stream("GET", server.url + path, timeout=5) as response:
         started = time.monotonic()
         pong = httpx.get(server.url + "/ping", timeout=5)
         answered = time.monotonic() - started
         body = response.read()
     assert pong.text == "pong"
-    assert answered < 0.25  # well before the producer's first 0.3 s sleep ends
-    assert [e.data for e in EventParser().feed(body)] == ["0", "1", "2"]
+    assert answered < 0.5  # well before the producer's first 1 s sleep ends
+    assert [e.data for e in EventParser().feed(body)] == ["0", "1"]
 
 
 # -- heartbeats ------------------------------------------------------------------------

@@ -16,117 +16,25 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import hmac
 import html
 import ipaddress
 import logging
 import socket
 import threading
 import time
-from collections import deque
 from types import TracebackType
 
 import uvicorn
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp
 
 from .. import _state
-from ._response import AbortConnection, open_streams, stop_streams
+from ._guards import CatchLifespan, RequireToken
+from ._logs import LogBuffer, install_log_buffer
+from ._response import open_streams, stop_streams
 
 __all__ = ["ServerHandle", "serve", "stop_all"]
 
 _START_TIMEOUT = 15.0
-_LOGGERS = ("uvicorn", "ssenb.server")
-
-
-class _LogBuffer(logging.Handler):
-    """Keeps the last records of the server loggers in memory, tagged by thread name."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.records: deque[logging.LogRecord] = deque(maxlen=2000)
-        self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
-class _DropAborts(logging.Filter):
-    """uvicorn logs a traceback when a producer cuts a connection on purpose: drop it."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        exc = record.exc_info[1] if record.exc_info else None
-        return not isinstance(exc, AbortConnection)
-
-
-def _log_buffer() -> _LogBuffer:
-    handler = _state.flags.get("log_buffer")
-    if not isinstance(handler, _LogBuffer):
-        handler = _LogBuffer()
-        _state.flags["log_buffer"] = handler
-    for name in _LOGGERS:
-        logger = logging.getLogger(name)
-        for old in [h for h in logger.handlers if type(h).__name__ == "_LogBuffer"]:
-            logger.removeHandler(old)
-        logger.addHandler(handler)
-        logger.propagate = False
-        if logger.level == logging.NOTSET:
-            logger.setLevel(logging.INFO)
-    error_logger = logging.getLogger("uvicorn.error")
-    if not any(type(f).__name__ == "_DropAborts" for f in error_logger.filters):
-        error_logger.addFilter(_DropAborts())
-    return handler
-
-
-class _RequireToken:
-    """Pure ASGI guard: every HTTP request needs `Authorization: Bearer <token>` (else 401).
-
-    Pure ASGI rather than BaseHTTPMiddleware, which hides client disconnects from streams.
-    """
-
-    def __init__(self, app: ASGIApp, token: str) -> None:
-        self.app = app
-        self._expected = f"Bearer {token}".encode()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] in ("http", "websocket"):
-            given = dict(scope["headers"]).get(b"authorization", b"")
-            if not hmac.compare_digest(given, self._expected):
-                if scope["type"] == "websocket":
-                    await send({"type": "websocket.close", "code": 1008})
-                    return
-                body = b'{"detail":"missing or wrong bearer token"}'
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": 401,
-                        "headers": [
-                            (b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode()),
-                            (b"www-authenticate", b"Bearer"),
-                        ],
-                    }
-                )
-                await send({"type": "http.response.body", "body": body})
-                return
-        await self.app(scope, receive, send)
-
-
-class _CatchLifespan:
-    """Keeps the exception an app raised during startup, to re-raise it in the cell."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-        self.error: BaseException | None = None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "lifespan":
-            await self.app(scope, receive, send)
-            return
-        try:
-            await self.app(scope, receive, send)
-        except BaseException as exc:
-            self.error = exc
-            raise
 
 
 def _is_loopback(host: str) -> bool:
@@ -166,8 +74,8 @@ class ServerHandle:
         self.started_at = time.time()
         self.error: BaseException | None = None
         self._token_set = token is not None
-        self._lifespan = _CatchLifespan(app)
-        served = self._lifespan if token is None else _RequireToken(self._lifespan, token)
+        self._lifespan = CatchLifespan(app)
+        served = self._lifespan if token is None else RequireToken(self._lifespan, token)
         config = uvicorn.Config(
             served,
             log_config=None,
@@ -243,13 +151,13 @@ class ServerHandle:
     def logs_records(self) -> list[logging.LogRecord]:
         """This server's log records (uvicorn's and ssenb's), oldest first."""
         handler = _state.flags.get("log_buffer")
-        records = list(handler.records) if isinstance(handler, _LogBuffer) else []
+        records = list(handler.records) if isinstance(handler, LogBuffer) else []
         return [r for r in records if r.threadName == self._thread.name]
 
     def logs(self, n: int = 50) -> list[str]:
         """The last `n` log lines of this server, formatted."""
         handler = _state.flags.get("log_buffer")
-        if not isinstance(handler, _LogBuffer):
+        if not isinstance(handler, LogBuffer):
             return []
         return [handler.format(r) for r in self.logs_records()[-n:]]
 
@@ -331,7 +239,7 @@ def serve(
         from ._demo import demo_app
 
         app = demo_app()
-    _log_buffer()
+    install_log_buffer()
     _register_atexit()
     old = _state.servers.get(name)
     reuse = 0
