@@ -81,13 +81,19 @@ def test_dtypes_are_stable_across_batches() -> None:
     assert df["data.a"].tolist()[2:] == [1.0, 2.0, 2.5, 3.0]
 
 
-def test_a_field_that_changes_type_becomes_text_never_a_crash() -> None:
-    b = DataFrameBatcher(batch_size=1)
+def _add_then_read(b: DataFrameBatcher, event: Event) -> pd.DataFrame:
+    b.add(event)
+    return b.df
+
+
+@pytest.mark.parametrize("live", [False, True], ids=["parsed-at-df", "parsed-per-batch"])
+def test_a_field_that_changes_type_becomes_text_never_a_crash(live: bool) -> None:
+    b = DataFrameBatcher(batch_size=1, on_batch=(lambda frame: None) if live else None)
     b.add(Event(data='{"v": 1}'))
-    with pytest.warns(SchemaWarning, match=r"data\.v"):
-        b.add(Event(data='{"v": "one"}'))
-    assert b.df["data.v"].tolist() == ["1", "one"]
-    assert str(b.df["data.v"].dtype) == "string[pyarrow]"
+    with pytest.warns(SchemaWarning, match=r"data\.v"):  # at add() or when .df is read
+        df = _add_then_read(b, Event(data='{"v": "one"}'))
+    assert df["data.v"].tolist() == ["1", "one"]
+    assert str(df["data.v"].dtype) == "string[pyarrow]"
 
 
 @pytest.mark.parametrize(

@@ -4,9 +4,11 @@ Why it is shaped like this:
 
 1. `add()` only appends five values to five column lists (about 0.3 us): no dict per row,
    no DataFrame per row (one-row appends cost ~2 ms each and grow with the frame).
-2. A flush builds one Arrow `RecordBatch` from those lists in one go, with the JSON data
-   parsed into `data.<key>` columns by the loader's own code (`ssenb.record._flatten`), so a
-   live frame and a reloaded recording have the same columns and dtypes.
+2. A flush builds one Arrow `RecordBatch` from those lists in one go. JSON data is parsed
+   into `data.<key>` columns by the loader's own code (`ssenb.record._flatten`), so a live
+   frame and a reloaded recording have the same columns and dtypes: at once for each batch
+   when `on_batch` is set (a live view needs them), otherwise for all new batches together
+   when `.df` is read (an Arrow JSON read costs ~1 ms per call, as much as 1000 rows).
 3. `.df` is rebuilt lazily from the list of batches and cached until the next flush: one
    concatenation when someone looks, never one per batch.
 4. Column types only widen across batches (null -> anything, int -> float); a field that
@@ -78,6 +80,7 @@ class DataFrameBatcher:
         self._clear_pending()
         self._first = 0.0
         self._batches: list[pa.RecordBatch] = []
+        self._parsed: list[bool] = []  # False: envelope only, data parsed when .df is read
         self._kept = 0
         self._types: dict[str, pa.DataType] = {}
         self._frame: pd.DataFrame | None = None
@@ -135,21 +138,62 @@ class DataFrameBatcher:
             return None
         columns = envelope_batch(self._times, self._events, self._ids, self._retries, self._data)
         self._clear_pending()
-        names = list(_ENVELOPE_NAMES)
-        for name, arr in flatten_data(columns[1], columns[4]):
+        batch = pa.RecordBatch.from_arrays(columns, names=list(_ENVELOPE_NAMES))
+        parsed = self.on_batch is not None  # a live view needs the data columns now
+        if parsed:
+            batch = self._parse(batch)
+        self._batches.append(batch)
+        self._parsed.append(parsed)
+        self._kept += batch.num_rows
+        self._trim()
+        self._frame = None
+        return batch
+
+    def _parse(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        """Add the `data.<key>` columns to an envelope batch, widening the known types."""
+        return self._parse_run([batch])[0]
+
+    def _parse_run(self, run: list[pa.RecordBatch]) -> list[pa.RecordBatch]:
+        """Parse a run of envelope batches in one go (one Arrow JSON read per event type,
+        not per batch: each read costs ~1 ms, as much as 1000 rows), then slice the new
+        columns back onto each batch without copying the envelope."""
+        events = pa.chunked_array([b.column(1) for b in run])
+        data = pa.chunked_array([b.column(4) for b in run])
+        names: list[str] = []
+        extra: list[pa.Array] = []
+        for name, arr in flatten_data(events, data):
             old = self._types.get(name)
             merged, changed = merge_type(old, arr.type)
             if changed and old is not None:
                 warn_changed(name, old, arr.type)
             self._types[name] = merged
             names.append(name)
-            columns.append(conform(arr, merged))
-        batch = pa.RecordBatch.from_arrays(columns, names=names)
-        self._batches.append(batch)
-        self._kept += batch.num_rows
-        self._trim()
-        self._frame = None
-        return batch
+            extra.append(conform(arr, merged))
+        out = []
+        start = 0
+        for b in run:
+            columns = [b.column(i) for i in range(len(_ENVELOPE_NAMES))]
+            columns += [arr.slice(start, b.num_rows) for arr in extra]
+            out.append(pa.RecordBatch.from_arrays(columns, names=[*_ENVELOPE_NAMES, *names]))
+            start += b.num_rows
+        return out
+
+    def _parse_pending_locked(self) -> None:
+        """Parse every run of batches flushed without their data columns."""
+        out: list[pa.RecordBatch] = []
+        run: list[pa.RecordBatch] = []
+        for batch, done in zip(self._batches, self._parsed, strict=True):
+            if not done:
+                run.append(batch)
+                continue
+            if run:
+                out += self._parse_run(run)
+                run = []
+            out.append(batch)
+        if run:
+            out += self._parse_run(run)
+        self._batches = out
+        self._parsed = [True] * len(out)
 
     def _trim(self) -> None:
         if self.max_rows is None:
@@ -159,6 +203,7 @@ class DataFrameBatcher:
             first = self._batches[0]
             if first.num_rows <= excess:
                 self._batches.pop(0)
+                self._parsed.pop(0)
                 excess -= first.num_rows
                 self._kept -= first.num_rows
             else:
@@ -195,6 +240,7 @@ class DataFrameBatcher:
         self.flush()
         with self._lock:
             if self._frame is None:
+                self._parse_pending_locked()
                 schema = self._schema()
                 batches = [self._conformed(b, schema) for b in self._batches]
                 self._batches = batches  # conform once, not at every rebuild

@@ -132,17 +132,24 @@ def _lines(path: Path, end: int) -> Iterator[tuple[int, int, bytes]]:
             offset += len(line)
 
 
-def _read_envelope(buf: pa.Buffer) -> pa.Table:
-    if buf.size == 0:
+def _read_envelope(source: pa.Buffer | str, size: int | None = None) -> pa.Table:
+    """The envelope columns of a buffer, or of a file (read block by block: the file's
+    pages are never all in memory at once, unlike a memory map's)."""
+    size = source.size if isinstance(source, pa.Buffer) else size or 0
+    if size == 0:
         return _FILE_SCHEMA.empty_table()
-    opts = pj.ReadOptions(block_size=max(1 << 16, min(buf.size + 1, _BLOCK)))
+
+    def read(block: int) -> pa.Table:
+        stream = pa.BufferReader(source) if isinstance(source, pa.Buffer) else source
+        opts = pj.ReadOptions(block_size=block)
+        return pj.read_json(stream, read_options=opts, parse_options=_PARSE)
+
     try:
-        return pj.read_json(pa.BufferReader(buf), read_options=opts, parse_options=_PARSE)
+        return read(max(1 << 16, min(size + 1, _BLOCK)))
     except pa.ArrowInvalid as exc:
         if "straddl" not in str(exc):
             raise
-        big = pj.ReadOptions(block_size=buf.size + 1)  # a line longer than one block
-        return pj.read_json(pa.BufferReader(buf), read_options=big, parse_options=_PARSE)
+        return read(size + 1)  # a line longer than one block
 
 
 def _envelope(table: pa.Table | pa.RecordBatch) -> list[pa.Array | pa.ChunkedArray]:
@@ -162,8 +169,9 @@ def _build(raw: pa.Table, parse_data: bool) -> pd.DataFrame:
         for name, arr in flatten_data(columns[1], columns[4]):
             names.append(name)
             columns.append(arr)
+    sources = [s for s in pc.unique(raw.column("source")).to_pylist() if s]
     frame = to_frame(pa.table(columns, names=names))
-    frame.attrs["sources"] = [s for s in pc.unique(raw.column("source")).to_pylist() if s]
+    frame.attrs["sources"] = sources
     return frame
 
 
@@ -185,13 +193,19 @@ def read_jsonl(
         raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
     path = Path(path)
     end = _complete_end(path)
-    with pa.memory_map(str(path)) as source:
-        buf = source.read_buffer(end)
-        try:
-            raw = _read_envelope(buf)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            raw = _read_damaged(path, buf, end, on_error, parse_data)
+    try:
+        if end == path.stat().st_size:
+            raw = _read_envelope(str(path), end)
+        else:  # without the torn tail
+            raw = _read_envelope(_prefix(path, end))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        raw = _read_damaged(path, _prefix(path, end), end, on_error, parse_data)
     return _build(raw, parse_data)
+
+
+def _prefix(path: Path, end: int) -> pa.Buffer:
+    with open(path, "rb") as f:
+        return pa.py_buffer(f.read(end))
 
 
 def _read_damaged(
