@@ -290,3 +290,29 @@ def _wait_until(check: Any, timeout: float) -> bool:
             return True
         time.sleep(0.01)
     return bool(check())
+
+
+KERNEL_CELLS = [
+    "import ssenb, httpx\nh = ssenb.serve()\nfirst = h.port\nh",
+    "h = ssenb.serve()\nassert h.port == first\nh",
+    "try:\n    httpx.get(h.url + '/flaky?n=10&every=2')\n"
+    "except httpx.RemoteProtocolError:\n    pass",
+    "httpx.get(h.url + '/nowhere').status_code",
+    "import threading\nsorted(t.name for t in threading.enumerate() if t.name.startswith('ssenb'))",
+    "ssenb.stop_all()",
+]
+
+
+def test_in_a_kernel_cells_rerun_cleanly_and_server_logs_print_nothing() -> None:
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in KERNEL_CELLS])
+    nbclient.NotebookClient(nb, timeout=60, kernel_name="python3").execute()
+    outputs = [o for cell in nb.cells for o in cell.outputs]
+    assert not [o for o in outputs if o.output_type in ("stream", "error")]
+    results = [o["data"]["text/plain"] for o in outputs]
+    assert "running" in results[0]
+    assert results[1] == results[0]  # same name, same port, replaced in place
+    assert results[2] == "404"
+    assert results[3] == "['ssenb-server-demo']"
+    assert results[4] == "1"
