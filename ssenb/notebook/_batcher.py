@@ -41,6 +41,9 @@ from ..record._flatten import (
 __all__ = ["DataFrameBatcher"]
 
 _ENVELOPE_NAMES = tuple(ENVELOPE.names)
+#: rows parsed together when `.df` is read: enough to amortise a read's fixed cost, few
+#: enough to keep the parser's scratch memory small
+_RUN_ROWS = 32_768
 
 
 class DataFrameBatcher:
@@ -179,16 +182,21 @@ class DataFrameBatcher:
         return out
 
     def _parse_pending_locked(self) -> None:
-        """Parse every run of batches flushed without their data columns."""
+        """Parse the batches flushed without their data columns, in runs of <= _RUN_ROWS."""
         out: list[pa.RecordBatch] = []
         run: list[pa.RecordBatch] = []
+        rows = 0
         for batch, done in zip(self._batches, self._parsed, strict=True):
             if not done:
+                if rows + batch.num_rows > _RUN_ROWS and run:
+                    out += self._parse_run(run)
+                    run, rows = [], 0
                 run.append(batch)
+                rows += batch.num_rows
                 continue
             if run:
                 out += self._parse_run(run)
-                run = []
+                run, rows = [], 0
             out.append(batch)
         if run:
             out += self._parse_run(run)
