@@ -78,7 +78,7 @@ async def _ticks(first: int, n: int, rate: float) -> AsyncIterator[Any]:
         t0 = time.monotonic() - 1 / rate  # the first tick is due at once
         while i <= last:
             due = min(int((time.monotonic() - t0) * rate), int(min(last, 2**62)) - first + 1)
-            hi = first + due
+            hi = min(first + due, i + 8 * _BATCH)  # after a stall, catch up in bounded chunks
             if hi > i:
                 yield _ticks_chunk(i, hi)
                 i = hi
