@@ -40,6 +40,11 @@ def test_index_page_shows_live_events_from_the_browsers_eventsource(demo: Server
         assert "[message #1]" in log
         path = screenshot(page, "browser-demo-index")
         assert path.stat().st_size > 10_000
+        page.click("a.watch >> nth=0")  # the /stream example, a relative link
+        poll(page, "() => window.ssenb.events.some(e => e.data.includes('Update 2'))", timeout=20)
+        assert page.evaluate("() => window.ssenb.events[0].data") == (
+            '{"count":1,"message":"Update 1"}'
+        )
 
 
 def test_event_data_is_shown_as_text_never_as_html(demo: ServerHandle) -> None:

@@ -80,7 +80,8 @@ if (first !== 'none') S.open(first || $('url').value);
 
 
 def _row(e: Endpoint) -> str:
-    example = html.escape(e.example, quote=True)
+    # relative links, so the page also works behind a path prefix (jupyter-server-proxy)
+    example = html.escape(e.example.lstrip("/") or ".", quote=True)
     link = (
         f'<a class="watch" href="{example}">{html.escape(e.example)}</a>'
         if e.method == "GET"
@@ -93,7 +94,7 @@ def _row(e: Endpoint) -> str:
     )
 
 
-def render(rows: list[Endpoint], start: str = "/ticks?rate=5") -> str:
+def render(rows: list[Endpoint], start: str = "ticks?rate=5") -> str:
     """The index page for these endpoints; the live view starts on `start`."""
     body = "".join(_row(e) for e in rows)
     return f"""<!doctype html>
