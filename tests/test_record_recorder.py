@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import _thread
 import asyncio
 import os
 import signal
@@ -213,6 +214,14 @@ def test_record_on_error_raises_with_everything_before_it_on_disk(
     with pytest.raises(ssenb.SSEStatusError):
         record(demo + "/no-such-endpoint", out)
     assert len(_lines(out)) == 2
+
+
+def test_ctrl_c_returns_the_count_with_everything_on_disk(url: str, tmp_path: Path) -> None:
+    threading.Timer(0.4, _thread.interrupt_main).start()
+    with pytest.warns(RuntimeWarning, match="interrupted: 1 events recorded"):
+        count = record(url + "/silent", tmp_path / "r.jsonl")
+    assert count == 1
+    assert [x["data"] for x in _lines(tmp_path / "r.jsonl")] == ["hello"]
 
 
 CHILD = """
