@@ -7,6 +7,7 @@ import asyncio
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -124,3 +125,51 @@ def test_ctrl_c_returns_what_arrived_with_a_warning(own: str) -> None:
     with pytest.warns(RuntimeWarning, match="interrupted: returning the 3 events"):
         df = ssenb.collect(own + "/three-then-silent")
     assert df["id"].tolist() == ["1", "2", "3"]
+
+
+KERNEL_SETUP = """
+import asyncio, ssenb
+from fastapi import FastAPI
+from ssenb import Event
+from ssenb.server import EventStreamResponse
+
+app = FastAPI()
+
+@app.get("/silent")
+async def silent():
+    async def gen():
+        for i in range(1, 4):
+            yield Event(data=str(i), id=str(i))
+        await asyncio.sleep(3600)
+    return EventStreamResponse(gen(), heartbeat=0.05)
+
+srv = ssenb.serve(app, name="kernel-collect")
+demo = ssenb.serve(name="kernel-collect-demo")
+"""
+
+
+@pytest.mark.slow
+def test_collect_and_record_in_a_real_kernel(tmp_path: Path) -> None:
+    """In a cell the kernel's loop is running: collect/record still work, and a kernel
+    interrupt (Ctrl-C, the stop button) returns what arrived with a warning."""
+    from _kernel import kernel
+
+    with kernel(tmp_path) as k:
+        k.ok(KERNEL_SETUP, timeout=120)
+        df = k.ok(
+            "asyncio.get_running_loop()\n"  # raises if no loop were running in the cell
+            "df = ssenb.collect(demo.url + '/stream?n=3&interval=0')\n"
+            "print(df['id'].tolist())"
+        )
+        assert df.stdout.strip() == "['1', '2', '3']"
+        rec = k.ok("print(ssenb.record(demo.url + '/stream?n=4&interval=0', 'r.jsonl'))")
+        assert rec.stdout.strip() == "4"
+        timer = threading.Timer(1.5, k.km.interrupt_kernel)
+        timer.start()
+        reply = k.run("df = ssenb.collect(srv.url + '/silent')\nprint(len(df))", timeout=60)
+        timer.join()
+        assert reply.status == "ok", reply.error
+        assert reply.stdout.strip() == "3"
+        assert "interrupted: returning the 3 events" in reply.stderr
+        k.ok("srv.stop(); demo.stop()")
+    assert len((tmp_path / "r.jsonl").read_text().splitlines()) == 4

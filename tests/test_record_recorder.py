@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import _thread
 import asyncio
+import inspect
 import os
 import signal
 import subprocess
@@ -197,6 +198,17 @@ def test_record_returns_the_count_written(
     lines = _lines(out)
     assert [x["id"] for x in lines] == [str(i) for i in range(1, count + 1)]
     assert {x["source"] for x in lines} == {demo + path}
+
+
+def test_ssenb_record_is_the_function_even_once_the_package_is_imported(
+    demo: str, tmp_path: Path
+) -> None:
+    """Importing `ssenb.record` (the package) binds that name on `ssenb`: it stays callable."""
+    import ssenb.record as package
+
+    assert ssenb.record is package
+    assert ssenb.record(demo + "/stream?n=2&interval=0", tmp_path / "r.jsonl") == 2
+    assert str(inspect.signature(ssenb.record)).startswith("(url: 'str', path:")
 
 
 def test_record_honours_timeout_on_a_silent_server(url: str, tmp_path: Path) -> None:
