@@ -50,6 +50,16 @@ CASES = [
         id="iso-strings-stay-strings",
     ),
     pytest.param(
+        [("message", '{"days": ["2024-01-01", "2024-01-02"], "at": {"d": "2024-02-03"}}')],
+        {"data.days": [["2024-01-01", "2024-01-02"]], "data.at.d": ["2024-02-03"]},
+        id="dates-in-lists-and-objects-stay-strings",
+    ),
+    pytest.param(
+        [("message", '{"big": "%s", "n": 1}' % ("x" * (5 << 20))), ("message", '{"n": 2}')],
+        {"data.big": ["x" * (5 << 20), None], "data.n": [1, 2]},
+        id="object-longer-than-a-block",
+    ),
+    pytest.param(
         [("message", '{\n  "a": 1,\r\n  "b": [1, 2]\n}')],
         {"data.a": [1], "data.b": [[1, 2]]},
         id="pretty-printed-json-and-lists",

@@ -150,40 +150,31 @@ def _joined(texts: pa.Array) -> pa.Buffer:
     return joined.buffers()[2].slice(start, end - start)
 
 
-def _read(buf: pa.Buffer, rows: int) -> pa.Table | None:
+def _read(buf: pa.Buffer, rows: int, block: int | None = None) -> pa.Table | None:
     """One JSON object per line with pyarrow, or None when Arrow refuses or miscounts."""
     size = buf.size
-    # small inputs in one block; large ones in 1 MiB blocks, parsed on all cores
-    block = size + 1 if size <= _ONE_BLOCK else 1 << 20
+    if block is None:  # small inputs in one block; large ones in 1 MiB blocks, on all cores
+        block = size + 1 if size <= _ONE_BLOCK else 1 << 20
+    opts = pj.ReadOptions(block_size=block)
     try:
-        table = pj.read_json(pa.BufferReader(buf), read_options=pj.ReadOptions(block_size=block))
+        table = pj.read_json(pa.BufferReader(buf), read_options=opts)
         if any(pa.types.is_timestamp(f.type) or pa.types.is_date(f.type) for f in _leaves(table)):
             schema = pa.schema([f.with_type(_no_timestamps(f.type)) for f in table.schema])
             parse = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="infer")
-            opts = pj.ReadOptions(block_size=block)
             table = pj.read_json(pa.BufferReader(buf), read_options=opts, parse_options=parse)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
         if block > size or "straddl" not in str(exc):
             return None
-        return _read_one_block(buf, rows)  # one object longer than a block
-    return table if table.num_rows == rows else None
-
-
-def _read_one_block(buf: pa.Buffer, rows: int) -> pa.Table | None:
-    try:
-        opts = pj.ReadOptions(block_size=buf.size + 1)
-        table = pj.read_json(pa.BufferReader(buf), read_options=opts)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return None
+        return _read(buf, rows, size + 1)  # one object longer than a block
     return table if table.num_rows == rows else None
 
 
 def _arrow_parse(texts: pa.Array) -> list[tuple[str, pa.Array]] | None:
     """Parse one JSON object per element with pyarrow; None when Arrow refuses the input."""
     table = _read(_joined(texts), len(texts))
-    if table is None and pc.any(pc.match_substring_regex(texts, "[\r\n]")).as_py():
+    if table is None and pc.any(pc.match_substring_regex(texts, r"[\r\n]")).as_py():
         # LF/CR inside a JSON text can only be whitespace: make each object one line
-        texts = pc.replace_substring_regex(texts, "[\r\n]", " ")
+        texts = pc.replace_substring_regex(texts, r"[\r\n]", " ")
         table = _read(_joined(texts), len(texts))
     return None if table is None else _flat_columns(table)
 
@@ -194,6 +185,8 @@ def _leaves(table: pa.Table) -> Iterable[pa.Field]:
         field = stack.pop()
         if pa.types.is_struct(field.type):
             stack.extend(field.type)
+        elif pa.types.is_list(field.type):
+            stack.append(field.type.value_field)
         else:
             yield field
 
