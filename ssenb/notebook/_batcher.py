@@ -2,7 +2,7 @@
 
 Why it is shaped like this:
 
-1. `add()` only appends five values to five column lists (about 0.3 us): no dict per row,
+1. `add()` only appends the event (a tuple) and its time to two lists: no dict per row,
    no DataFrame per row (one-row appends cost ~2 ms each and grow with the frame).
 2. A flush builds one Arrow `RecordBatch` from those lists in one go. JSON data is parsed
    into `data.<key>` columns by the loader's own code (`ssenb.record._flatten`), so a live
@@ -90,10 +90,7 @@ class DataFrameBatcher:
 
     def _clear_pending(self) -> None:
         self._times: list[float] = []
-        self._events: list[str] = []
-        self._ids: list[str] = []
-        self._retries: list[int | None] = []
-        self._data: list[str] = []
+        self._pending: list[Event] = []  # Events are tuples: transposed at flush, in C
 
     def add(self, event: Event, time: float | None = None) -> None:
         """Add one event received at `time` (UTC epoch seconds; now by default)."""
@@ -102,10 +99,7 @@ class DataFrameBatcher:
             if not times:
                 self._first = _mono()
             times.append(_now() if time is None else time)
-            self._events.append(event.event)
-            self._ids.append(event.id)
-            self._retries.append(event.retry)
-            self._data.append(event.data)
+            self._pending.append(event)
             due = len(times) >= self.batch_size or _mono() - self._first >= self.flush_interval
             batch = self._flush_locked() if due else None
         if batch is not None:
@@ -139,7 +133,8 @@ class DataFrameBatcher:
     def _flush_locked(self) -> pa.RecordBatch | None:
         if not self._times:
             return None
-        columns = envelope_batch(self._times, self._events, self._ids, self._retries, self._data)
+        kinds, data, ids, retries = zip(*self._pending, strict=True)
+        columns = envelope_batch(self._times, kinds, ids, retries, data)
         self._clear_pending()
         batch = pa.RecordBatch.from_arrays(columns, names=list(_ENVELOPE_NAMES))
         parsed = self.on_batch is not None  # a live view needs the data columns now

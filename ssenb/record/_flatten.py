@@ -21,7 +21,7 @@ Why it is shaped like this:
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -67,11 +67,11 @@ def epoch_to_timestamp(seconds: pa.Array | pa.ChunkedArray) -> pa.Array | pa.Chu
 
 
 def envelope_batch(
-    times: list[float],
-    events: list[str],
-    ids: list[str],
-    retries: list[int | None],
-    data: list[str],
+    times: Sequence[float],
+    events: Sequence[str],
+    ids: Sequence[str],
+    retries: Sequence[int | None],
+    data: Sequence[str],
 ) -> list[pa.Array]:
     """The five envelope columns of one batch, built column-wise in one go."""
     return [
