@@ -85,7 +85,7 @@ def batch_dicts(events: list[Event], path: Path) -> int:
 
 
 def record_ssenb(events: list[Event], path: Path) -> int:
-    from ssenb.record import JSONLRecorder
+    from ssenb.recording import JSONLRecorder
 
     path.unlink(missing_ok=True)
     with JSONLRecorder(path, source="http://127.0.0.1:1/ticks") as rec:
@@ -107,13 +107,13 @@ def record_json(events: list[Event], path: Path) -> int:
 
 
 def read_raw(events: list[Event], path: Path) -> int:
-    from ssenb.record import read_jsonl
+    from ssenb.recording import read_jsonl
 
     return len(read_jsonl(path, parse_data=False))
 
 
 def read_parsed(events: list[Event], path: Path) -> int:
-    from ssenb.record import read_jsonl
+    from ssenb.recording import read_jsonl
 
     return len(read_jsonl(path))
 

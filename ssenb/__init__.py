@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .client import EventSource, RetryPolicy
     from .magics import load_ipython_extension, unload_ipython_extension
     from .notebook import DataFrameBatcher, Subscription, collect, watch
-    from .record import read_jsonl, record, replay, to_parquet
+    from .recording import read_jsonl, record, replay, to_parquet
     from .server import EventStreamResponse, Hub, demo_app, serve, stop_all
 
 # name -> module that defines it, imported on first attribute access
@@ -43,13 +43,13 @@ _LAZY: dict[str, str] = {
     "collect": "ssenb.notebook",
     "demo_app": "ssenb.server",
     "load_ipython_extension": "ssenb.magics",
-    "read_jsonl": "ssenb.record",
-    "record": "ssenb.record",
-    "replay": "ssenb.record",
+    "read_jsonl": "ssenb.recording",
+    "record": "ssenb.recording",
+    "replay": "ssenb.recording",
     "serve": "ssenb.server",
     "status": "ssenb._status",
     "stop_all": "ssenb.server",
-    "to_parquet": "ssenb.record",
+    "to_parquet": "ssenb.recording",
     "unload_ipython_extension": "ssenb.magics",
     "watch": "ssenb.notebook",
 }

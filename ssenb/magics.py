@@ -223,7 +223,7 @@ class SSEMagics(Magics):
         path = Path(args.path).expanduser()
         if not path.exists():
             raise UsageError(f"no such recording: {path}")
-        from .record import read_jsonl
+        from .recording import read_jsonl
 
         frame = read_jsonl(path, parse_data=not args.raw)
         self._store(args.output, frame)

@@ -12,7 +12,7 @@ import pytest
 
 from ssenb import Event
 from ssenb.notebook import DataFrameBatcher
-from ssenb.record import JSONLRecorder, SchemaWarning, read_jsonl
+from ssenb.recording import JSONLRecorder, SchemaWarning, read_jsonl
 
 ENVELOPE = ["time", "event", "id", "retry", "data"]
 

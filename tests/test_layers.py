@@ -13,7 +13,7 @@ PKG = Path(__file__).resolve().parents[1] / "ssenb"
 CORE = ["_models", "_parser", "_encoder", "_errors", "_version", "_state"]
 
 # A module may import ssenb modules of its own layer or of lower layers only.
-LAYER = {"core": 0, "client": 1, "server": 1, "record": 2, "notebook": 3, "top": 4}
+LAYER = {"core": 0, "client": 1, "server": 1, "recording": 2, "notebook": 3, "top": 4}
 FORBIDDEN_PAIRS = {("client", "server"), ("server", "client")}
 
 
@@ -22,7 +22,7 @@ def _layer_of(module: str) -> str:
     if len(parts) < 2:
         return "top"
     head = parts[1]
-    if head in ("client", "server", "record", "notebook"):
+    if head in ("client", "server", "recording", "notebook"):
         return head
     if head in CORE or head == "__init__":
         return "core"

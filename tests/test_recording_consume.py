@@ -1,4 +1,4 @@
-"""`ssenb.record._consume.consume`: the blocking reader behind `collect` and `record`."""
+"""`ssenb.recording._consume.consume`: the blocking reader behind `collect` and `record`."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from fastapi import FastAPI
 
 import ssenb
 from ssenb import Event
-from ssenb.record._consume import consume
+from ssenb.recording._consume import consume
 from ssenb.server import EventStreamResponse
 
 

@@ -1,4 +1,4 @@
-"""`ssenb.record._flatten`: raw event data -> typed `data.<key>` columns (batcher and loader)."""
+"""`ssenb.recording._flatten`: raw event data -> typed `data.<key>` columns (batcher and loader)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from ssenb.record import SchemaWarning
-from ssenb.record._flatten import conform, epoch_to_timestamp, flatten_data, merge_type
+from ssenb.recording import SchemaWarning
+from ssenb.recording._flatten import conform, epoch_to_timestamp, flatten_data, merge_type
 
 
 def _flat(rows: list[tuple[str, str]]) -> dict[str, list[Any]]:

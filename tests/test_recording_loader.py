@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from ssenb import Event
-from ssenb.record import JSONLDecodeError, JSONLRecorder, read_jsonl, to_parquet
+from ssenb.recording import JSONLDecodeError, JSONLRecorder, read_jsonl, to_parquet
 
 ENVELOPE = ["time", "event", "id", "retry", "data"]
 
@@ -139,7 +139,7 @@ def test_to_parquet_reports_a_bad_line_by_number(tmp_path: Path) -> None:
 
 BOUNDED = """
 import resource, sys
-from ssenb.record import to_parquet
+from ssenb.recording import to_parquet
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 rows = to_parquet(sys.argv[1], sys.argv[2])
 after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -22,7 +22,7 @@ from fastapi import FastAPI
 
 import ssenb
 from ssenb import Event
-from ssenb.record import JSONLRecorder, read_jsonl, record
+from ssenb.recording import JSONLRecorder, read_jsonl, record
 from ssenb.server import EventStreamResponse
 
 FLUSH = 0.2
@@ -203,10 +203,10 @@ def test_record_returns_the_count_written(
 def test_ssenb_record_is_the_function_even_once_the_package_is_imported(
     demo: str, tmp_path: Path
 ) -> None:
-    """Importing `ssenb.record` (the package) binds that name on `ssenb`: it stays callable."""
-    import ssenb.record as package
+    """The package is `ssenb.recording`, so importing it never rebinds `ssenb.record`."""
+    import ssenb.recording
 
-    assert ssenb.record is package
+    assert ssenb.record is ssenb.recording.record
     assert ssenb.record(demo + "/stream?n=2&interval=0", tmp_path / "r.jsonl") == 2
     assert str(inspect.signature(ssenb.record)).startswith("(url: 'str', path:")
 
@@ -238,7 +238,7 @@ def test_ctrl_c_returns_the_count_with_everything_on_disk(url: str, tmp_path: Pa
 
 CHILD = """
 import sys
-from ssenb.record import record
+from ssenb.recording import record
 record(sys.argv[1], sys.argv[2])
 """
 

@@ -12,7 +12,7 @@ import pytest
 
 import ssenb
 from ssenb import Event, EventSource
-from ssenb.record import JSONLRecorder
+from ssenb.recording import JSONLRecorder
 
 EVENTS = [
     Event(event="start", data="go", id="a"),

@@ -5,7 +5,7 @@ Why it is shaped like this:
 1. `add()` only appends the event (a tuple) and its time to two lists: no dict per row,
    no DataFrame per row (one-row appends cost ~2 ms each and grow with the frame).
 2. A flush builds one Arrow `RecordBatch` from those lists in one go. JSON data is parsed
-   into `data.<key>` columns by the loader's own code (`ssenb.record._flatten`), so a live
+   into `data.<key>` columns by the loader's own code (`ssenb.recording._flatten`), so a live
    frame and a reloaded recording have the same columns and dtypes: at once for each batch
    when `on_batch` is set (a live view needs them), otherwise for all new batches together
    when `.df` is read (an Arrow JSON read costs ~1 ms per call, as much as 1000 rows).
@@ -28,7 +28,7 @@ import pandas as pd
 import pyarrow as pa
 
 from .._models import Event
-from ..record._flatten import (
+from ..recording._flatten import (
     ENVELOPE,
     conform,
     envelope_batch,

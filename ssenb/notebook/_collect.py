@@ -1,6 +1,6 @@
 """`collect(url)`: read a stream into a DataFrame, in a script or a running kernel.
 
-The reading runs in a worker thread with its own asyncio loop (`ssenb.record._consume`), so
+The reading runs in a worker thread with its own asyncio loop (`ssenb.recording._consume`), so
 a kernel's running loop is never re-entered and a silent server cannot outlast `timeout`.
 Nothing that arrived is lost: an error carries the frame so far as `.partial`, and Ctrl-C
 returns it with a warning.
@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from .._models import Event
-from ..record._consume import consume
+from ..recording._consume import consume
 from ._batcher import DataFrameBatcher
 
 __all__ = ["collect"]

@@ -34,7 +34,7 @@ from typing import Any
 from .. import _state
 from .._models import Event
 from ..client import EventSource
-from ..record import JSONLRecorder
+from ..recording import JSONLRecorder
 from . import _loop
 from ._batcher import DataFrameBatcher
 from ._view_base import FINAL, View
