@@ -120,6 +120,21 @@ def test_any_other_error_carries_the_frame_so_far_too(demo: str) -> None:
     assert info.value.partial["id"].tolist() == ["1", "2", "3"]  # type: ignore[attr-defined]
 
 
+def test_record_appends_every_event_as_it_arrives(demo: str, tmp_path: Path) -> None:
+    path = tmp_path / "c.jsonl"
+    first = ssenb.collect(demo + "/stream?n=3&interval=0", record=path)
+    second = ssenb.collect(demo + "/stream?n=2&interval=0", record=path)
+    back = ssenb.read_jsonl(path)
+    assert list(back["id"]) == [*first["id"], *second["id"]] == ["1", "2", "3", "1", "2"]
+
+
+def test_record_keeps_what_arrived_before_an_error(own: str, tmp_path: Path) -> None:
+    path = tmp_path / "e.jsonl"
+    with pytest.raises(ssenb.SSEEventTooLarge) as info:
+        ssenb.collect(own + "/then-too-large", record=path, max_event_bytes=1000)
+    assert list(ssenb.read_jsonl(path)["id"]) == list(info.value.partial["id"]) == ["1", "2", "3"]
+
+
 def test_ctrl_c_returns_what_arrived_with_a_warning(own: str) -> None:
     threading.Timer(0.4, _thread.interrupt_main).start()
     with pytest.warns(RuntimeWarning, match="interrupted: returning the 3 events"):

@@ -8,6 +8,7 @@ returns it with a warning.
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -16,6 +17,7 @@ import pandas as pd
 
 from .._models import Event
 from ..recording._consume import consume
+from ..recording._recorder import JSONLRecorder
 from ._batcher import DataFrameBatcher
 
 __all__ = ["collect"]
@@ -27,6 +29,7 @@ def collect(
     n: int | None = None,
     timeout: float | None = None,
     until: Callable[[Event], bool] | None = None,
+    record: str | os.PathLike[str] | None = None,
     **source_kw: Any,
 ) -> pd.DataFrame:
     """Read `url` and return its events as a DataFrame (one row per event).
@@ -34,15 +37,25 @@ def collect(
     Stops after `n` events, after `timeout` seconds (even when the server sends nothing),
     after the first event for which `until(event)` is true (that event included), or at the
     end of the stream (`[DONE]` included), whichever comes first. `source_kw` goes to
-    `ssenb.EventSource` (headers, params, reconnect, idle_timeout, ...).
+    `ssenb.EventSource` (headers, params, reconnect, idle_timeout, ...). With `record=path`,
+    every event is also appended to that JSONL file as it arrives (flushed on every end).
 
     Columns: `time` (UTC), `event`, `id`, `retry`, `data` (raw), then `data.<key>` parsed
     from JSON data. An error raises with `.partial` set to the DataFrame so far (on any
     exception that accepts attributes); Ctrl-C returns what arrived with a warning.
     """
     batcher = DataFrameBatcher(batch_size=10_000, flush_interval=float("inf"))
+    recorder = JSONLRecorder(record, source=url) if record is not None else None
+    sink = batcher.add
+    if recorder is not None:
+        write = recorder.write
+
+        def sink(event: Event, at: float) -> None:
+            batcher.add(event, at)
+            write(event, at)
+
     try:
-        consume(url, batcher.add, n=n, timeout=timeout, until=until, **source_kw)
+        consume(url, sink, n=n, timeout=timeout, until=until, **source_kw)
     except KeyboardInterrupt:
         frame = batcher.df
         warnings.warn(
@@ -57,4 +70,7 @@ def collect(
         except AttributeError:
             pass  # a built-in exception without a __dict__: nothing to attach to
         raise
+    finally:
+        if recorder is not None:
+            recorder.close()
     return batcher.df
