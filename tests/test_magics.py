@@ -59,6 +59,12 @@ def test_record_then_load(k: Kernel, tmp_path: Path) -> None:
     assert k.value("list(back['id'])") == "['1', '2', '3', '4']"
 
 
+def test_live_shows_a_view_and_returns_the_frame(k: Kernel) -> None:
+    reply = k.ok("df = %sse /stream?n=5&interval=0.01 --live")
+    assert k.value("len(df)") == "5"
+    assert reply.displays, "the live view was displayed"
+
+
 def test_bg_returns_a_subscription_at_once(k: Kernel) -> None:
     k.ok("sub = %sse /stream?n=3&interval=0.05 --bg")
     assert k.value("type(sub).__name__") == "Subscription"
