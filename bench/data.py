@@ -165,13 +165,14 @@ def run(name: str, n: int, path: Path) -> dict[str, float]:
     return json.loads(out.stdout)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
+    parser.add_argument("--json", help="write the figures to this file")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--path", type=Path, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.child:
         child(args.child, args.n, args.path)
         return
@@ -192,10 +193,15 @@ def main() -> None:
     header = f"{'what':<18} {'events':>8} {'ssenb s':>8} {'base s':>8} {'speed':>7} {'target':>7}"
     header += f" {'ssenb MB':>9} {'base MB':>8} {'mem':>6} {'target':>7}"
     print(header)
+    figures: dict[str, float] = {}
     for label, ours, base, speed_target, mem_target in rows:
         a, b = results[ours], results[base]
         n = sizes[STEPS[ours][0]]
         speed = b["seconds"] / a["seconds"]
+        key = label.replace(" ", "_")
+        figures[f"speed_{key}"] = speed
+        if b["peak_mb"] >= 1:
+            figures[f"memory_{key}"] = a["peak_mb"] / b["peak_mb"]
         mem = f"{a['peak_mb'] / b['peak_mb']:.2f}" if b["peak_mb"] >= 1 else "-"
         mem_goal = f"<={mem_target:.2f}" if mem_target else "-"
         print(
@@ -205,7 +211,10 @@ def main() -> None:
         )
     for name in ("record_ssenb", "record_json"):
         rate = sizes["record"] / results[name]["seconds"]
+        figures[f"events_per_s_{name}"] = rate
         print(f"{name}: {rate / 1000:.0f} k events/s")
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=2))
 
 
 if __name__ == "__main__":

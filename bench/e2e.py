@@ -17,12 +17,14 @@ httpx-sse in one process; p99 < 5 ms at 50 ev/s.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -233,24 +235,23 @@ def table(title: str, results: list, size: int, reference: str) -> float:
     return dict(results)["ssenb + ssenb.EventSource"] / ref
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes, one repetition")
     parser.add_argument("--child", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    parser.add_argument("--json", help="write the figures to this file")
+    args = parser.parse_args(argv)
     if args.child:
         child(args.child)
         return 0
     started = time.monotonic()
     ref = "fastapi.sse + httpx-sse"
     print(f"ssenb {ssenb.__version__} e2e benchmark{' (quick)' if args.quick else ''}")
+    small = measure(SMALL, in_thread, args.quick)
     one = table(
-        "one process (server thread + consumer, the notebook case), ~50 B events",
-        measure(SMALL, in_thread, args.quick),
-        52,
-        ref,
+        "one process (server thread + consumer, the notebook case), ~50 B events", small, 52, ref
     )
-    table("one process, 1 KB events", measure(BIG, in_thread, args.quick), 1030, ref)
+    big = table("one process, 1 KB events", measure(BIG, in_thread, args.quick), 1030, ref)
     two = table(
         "two processes (server in a child), ~50 B events",
         measure(TWO_PROCESS, in_child, args.quick),
@@ -259,11 +260,13 @@ def main() -> int:
     )
     seconds = 0.6 if args.quick else 4.0
     print("\nlatency at 50 events/s, production -> parsed event (ssenb /ticks + EventSource)")
-    lat = []
+    lat: list[float] = []
+    p50s: list[float] = []
     for label, host in (("one process", in_thread), ("two processes", in_child)):
         with host("ssenb") as url:
             p50, p99, count = latency(url + "/ticks?rate=50", seconds)
         lat.append(p99)
+        p50s.append(p50)
         print(f"  {label:<14} p50 {p50:6.2f} ms   p99 {p99:6.2f} ms   ({count} events)")
     print("\ntargets")
     print(
@@ -276,6 +279,18 @@ def main() -> int:
         f"  {'met' if lat[0] < 5 else 'NOT met'}"
     )
     print(f"\ntotal {time.monotonic() - started:.1f} s")
+    if args.json:
+        figures = {
+            "ratio_one_process_small": one,
+            "events_per_s_one_process_small": dict(small)["ssenb + ssenb.EventSource"],
+            "events_per_s_reference_small": dict(small)[ref],
+            "ratio_one_process_1kb": big,
+            "ratio_two_processes_small": two,
+            "latency_p50_ms_one_process": p50s[0],
+            "latency_p99_ms_one_process": lat[0],
+            "latency_p99_ms_two_processes": lat[1],
+        }
+        Path(args.json).write_text(json.dumps(figures, indent=2))
     return 0
 
 
