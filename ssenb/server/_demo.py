@@ -10,11 +10,17 @@ from collections.abc import Callable
 
 from fastapi import FastAPI
 
-from . import _basic, _page
+from . import _basic, _jobs, _llm, _merge, _page
 
 __all__ = ["demo_app"]
 
-_FAMILIES: list[Callable[[FastAPI], None]] = [_basic.install, _page.install]
+_FAMILIES: list[Callable[[FastAPI], None]] = [
+    _basic.install,
+    _llm.install,
+    _jobs.install,
+    _merge.install,
+    _page.install,
+]
 
 
 def demo_app() -> FastAPI:
