@@ -18,6 +18,7 @@ __all__ = [
     "AbortConnection",
     "Endpoint",
     "EventStreamResponse",
+    "Hub",
     "ServerHandle",
     "add_endpoint",
     "demo_app",

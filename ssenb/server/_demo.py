@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from fastapi import FastAPI
 
-from . import _basic, _jobs, _llm, _merge, _page
+from . import _basic, _hub_demo, _jobs, _llm, _merge, _page
 
 __all__ = ["demo_app"]
 
@@ -19,6 +19,7 @@ _FAMILIES: list[Callable[[FastAPI], None]] = [
     _llm.install,
     _jobs.install,
     _merge.install,
+    _hub_demo.install,
     _page.install,
 ]
 
