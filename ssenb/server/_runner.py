@@ -8,8 +8,10 @@ at startup raises its real cause in the cell instead of timing out. `stop()` fir
 open event stream cooperatively (they finish in one loop turn), then asks uvicorn to exit,
 and forces it after a second. Servers are kept by name in `ssenb._state`, so re-running a
 cell replaces the old server (same port when it is free) instead of leaking it, and an
-`atexit` hook stops them all. uvicorn's log lines go to an in-memory buffer (`handle.logs()`),
-never to stderr, where they would land in whichever cell happens to be running.
+`atexit` hook stops them all. Every request passes `_security.Guard` first (Host check,
+optional CORS, optional token with a browser login cookie). uvicorn's log lines go to an
+in-memory buffer (`handle.logs()`), never to stderr, where they would land in whichever
+cell happens to be running.
 """
 
 from __future__ import annotations
@@ -19,18 +21,23 @@ import atexit
 import html
 import ipaddress
 import logging
+import secrets
 import socket
 import threading
 import time
+import urllib.parse
+import warnings
+from collections.abc import Iterable
 from types import TracebackType
 
 import uvicorn
 from starlette.types import ASGIApp
 
 from .. import _state
-from ._guards import CatchLifespan, RequireToken
+from ._guards import CatchLifespan
 from ._logs import LogBuffer, install_log_buffer
 from ._response import open_streams, stop_streams
+from ._security import LOGIN_PATH, Guard, HostPolicy, SecretHeaders
 
 __all__ = ["ServerHandle", "serve", "stop_all"]
 
@@ -63,9 +70,21 @@ class ServerHandle:
     """A running (or stopped) background server: `.url`, `.app`, `.stop()`, `with`.
 
     `.app` is the served ASGI app itself, so routes added to it later are live at once.
+    With a token, `.headers` is the `Authorization` header for `EventSource(headers=...)`
+    and `.browser_url()` a one-time link that logs a browser in with a cookie.
     """
 
-    def __init__(self, app: ASGIApp, sock: socket.socket, *, name: str, token: str | None):
+    def __init__(
+        self,
+        app: ASGIApp,
+        sock: socket.socket,
+        *,
+        name: str,
+        token: str | None,
+        allowed_hosts: Iterable[str] | None = None,
+        allow_any_host: bool = False,
+        cors_origins: Iterable[str] | None = None,
+    ):
         self.app = app
         self.name = name
         self.host, self.port = sock.getsockname()[:2]
@@ -74,10 +93,17 @@ class ServerHandle:
         self.started_at = time.time()
         self.error: BaseException | None = None
         self._token_set = token is not None
+        self._headers = SecretHeaders({} if token is None else {"Authorization": f"Bearer {token}"})
         self._lifespan = CatchLifespan(app)
-        served = self._lifespan if token is None else RequireToken(self._lifespan, token)
+        self._guard = Guard(
+            self._lifespan,
+            hosts=HostPolicy(self.host, allowed_hosts, allow_any=allow_any_host),
+            token=token,
+            cors_origins=cors_origins,
+            cookie_name=f"ssenb-{self.port}",  # cookies ignore ports: one name per server
+        )
         config = uvicorn.Config(
-            served,
+            self._guard,
             log_config=None,
             log_level="info",
             access_log=False,
@@ -136,6 +162,29 @@ class ServerHandle:
         if lines and not isinstance(cause, Exception):
             err.add_note("\n".join(lines[-5:]))
         return err
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Headers every request needs (`{}` without a token); pass to `EventSource(headers=)`.
+
+        Its repr hides the token, so showing it in a cell does not save it in the notebook.
+        """
+        return SecretHeaders(self._headers)
+
+    def browser_url(self, path: str = "/") -> str:
+        """A URL for a browser: opens `path` (default the live page at `/`).
+
+        With a token it is a one-time login link (valid two minutes): it sets an HttpOnly,
+        SameSite=Strict cookie and redirects to `path`, so the page and the browser's native
+        `EventSource` work. The link holds a single-use code, never the token.
+        """
+        if not path.startswith("/"):
+            path = "/" + path
+        if not self._token_set:
+            return self.url + path
+        code = self._guard.new_code()
+        nxt = "" if path == "/" else "&next=" + urllib.parse.quote(path, safe="/")
+        return f"{self.url}{LOGIN_PATH}?code={code}{nxt}"
 
     @property
     def running(self) -> bool:
@@ -222,22 +271,43 @@ def serve(
     port: int = 0,
     name: str = "demo",
     allow_remote: bool = False,
-    token: str | None = None,
+    token: str | bool | None = None,
+    allowed_hosts: Iterable[str] | None = None,
+    cors_origins: Iterable[str] | None = None,
 ) -> ServerHandle:
     """Serve `app` (default: a fresh `demo_app()`) in a background thread; returns a handle.
 
     Binds loopback only unless `allow_remote=True`. `port=0` picks a free port, or reuses the
-    port of the server this one replaces (same `name`) when it is free. With `token`, every
-    request must carry `Authorization: Bearer <token>` (401 otherwise). Raises `OSError` for
-    a busy port and `RuntimeError` (with the app's own exception as cause) when startup fails.
+    port of the server this one replaces (same `name`) when it is free. Requests whose `Host`
+    is not a loopback name get 421 (DNS rebinding); `allowed_hosts` adds names, such as a
+    proxy's (`"*"` turns the check off; `allow_remote=True` without a list allows any). With
+    `token` (`True` generates one), every request needs `Authorization: Bearer <token>`
+    (`handle.headers`) or the cookie set by `handle.browser_url()` (401 otherwise). CORS is
+    off unless `cors_origins` lists origins (`["*"]` only without a token). Raises `OSError`
+    for a busy port and `RuntimeError` (with the app's own exception as cause) when startup
+    fails.
     """
     if not _is_loopback(host) and not allow_remote:
         raise ValueError(
             f"host {host!r} is not a loopback address; pass allow_remote=True to expose the "
-            "server to other machines (and consider token=...)"
+            "server to other machines (and consider token=True)"
         )
-    if token is not None and (not token or any(c in token for c in "\r\n ")):
+    if token is True:
+        token = secrets.token_urlsafe(32)
+    elif token is False:
+        token = None
+    if token is not None and (
+        not isinstance(token, str) or not token or any(c in token for c in "\r\n ")
+    ):
         raise ValueError("token must be a non-empty string without spaces or newlines")
+    if isinstance(allowed_hosts, str) or isinstance(cors_origins, str):
+        raise TypeError("allowed_hosts and cors_origins take a list of strings, not a string")
+    if allow_remote and not _is_loopback(host) and token is None:
+        warnings.warn(
+            f"serving on {host!r} without a token: anyone who can reach this port can read "
+            "the streams (pass token=True)",
+            stacklevel=2,
+        )
     if app is None:
         from ._demo import demo_app
 
@@ -258,7 +328,19 @@ def serve(
             sock = None
     if sock is None:
         sock = _bind(host, port)
-    handle = ServerHandle(app, sock, name=name, token=token)
+    try:
+        handle = ServerHandle(
+            app,
+            sock,
+            name=name,
+            token=token,
+            allowed_hosts=allowed_hosts,
+            allow_any_host=allow_remote,
+            cors_origins=cors_origins,
+        )
+    except BaseException:
+        sock.close()
+        raise
     try:
         handle._start()
     except BaseException:
