@@ -25,12 +25,13 @@ from ._parser import EventParser
 from ._version import __version__
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ._lifecycle import stop_all
     from ._status import status
     from .client import EventSource, RetryPolicy
     from .magics import load_ipython_extension, unload_ipython_extension
     from .notebook import DataFrameBatcher, Subscription, collect, watch
     from .recording import read_jsonl, record, replay, to_parquet
-    from .server import EventStreamResponse, Hub, demo_app, serve, stop_all
+    from .server import EventStreamResponse, Hub, demo_app, serve
 
 # name -> module that defines it, imported on first attribute access
 _LAZY: dict[str, str] = {
@@ -48,7 +49,7 @@ _LAZY: dict[str, str] = {
     "replay": "ssenb.recording",
     "serve": "ssenb.server",
     "status": "ssenb._status",
-    "stop_all": "ssenb.server",
+    "stop_all": "ssenb._lifecycle",
     "to_parquet": "ssenb.recording",
     "unload_ipython_extension": "ssenb.magics",
     "watch": "ssenb.notebook",

@@ -191,7 +191,8 @@ class SSEMagics(Magics):
         """Start, stop or inspect the background demo server (start is idempotent)."""
         args = _parse(self.sse_server, line)
         from . import _status
-        from .server import serve, stop_all
+        from ._lifecycle import stop_all
+        from .server import serve
 
         name = args.name or self.server
         if args.action == "start":
@@ -257,6 +258,6 @@ def load_ipython_extension(ipython: Any) -> None:
 def unload_ipython_extension(ipython: Any) -> None:
     """Called by `%unload_ext ssenb`: the magics stay until the kernel restarts (IPython has no
     unregister), but servers and subscriptions are stopped."""
-    from .server import stop_all
+    from ._lifecycle import stop_all
 
     stop_all()

@@ -76,10 +76,12 @@ def test_runs_top_to_bottom(path: Path, tmp_path: Path) -> None:
     start = time.monotonic()
     with client.setup_kernel():
         pid = client.km.provisioner.pid if client.km.provisioner else None
-        client.execute()  # raises CellExecutionError with the failing cell and its traceback
-        # Everything the tutorial started must be stopped by its own last cell.
         assert pid is not None
-        leftover = _listening_ports(pid)
+        baseline = _listening_ports(pid)  # the kernel's own sockets (zmq channels and more)
+        # raises CellExecutionError with the failing cell; the kernel stays ours to inspect
+        client.execute(cleanup_kc=False)
+        # Everything the tutorial started must be stopped by its own last cell.
+        leftover = _listening_ports(pid) - baseline
         assert not leftover, f"{path.name} left listening ports {leftover}"
         check = nbformat.v4.new_code_cell(
             "import threading; print(sorted(t.name for t in threading.enumerate()"

@@ -24,7 +24,7 @@ import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-__all__ = ["call", "get_loop", "in_loop_thread", "submit"]
+__all__ = ["call", "get_loop", "in_loop_thread", "shutdown", "submit"]
 
 T = TypeVar("T")
 
@@ -93,3 +93,18 @@ def call(fn: Callable[[], T], timeout: float | None = 10.0) -> T:
 
     get_loop().call_soon_threadsafe(run)
     return future.result(timeout)
+
+
+def shutdown(timeout: float = 5.0) -> None:
+    """Stop the loop thread (after `ssenb.stop_all()` stopped every subscription on it), so a
+    notebook can end with no ssenb thread left; the next `get_loop()` starts a fresh one."""
+    global _loop, _thread
+    with _lock:
+        loop, thread = _loop, _thread
+        _loop = _thread = None
+    if loop is None or thread is None or not thread.is_alive():
+        return
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(timeout)
+    if not thread.is_alive():
+        loop.close()
