@@ -15,11 +15,14 @@ from collections.abc import Iterator
 
 import httpx
 import openai
+import orjson
 import pytest
+from fastapi import FastAPI, Response
+from fastapi.responses import JSONResponse
 
 import ssenb
 from ssenb import Event, EventParser
-from ssenb.server import ServerHandle
+from ssenb.server import EventStreamResponse, ServerHandle
 from ssenb.server._llm import _waits, configure_llm, mock_answer, mock_tokens, upstream
 
 XSS = "<img src=x onerror=alert(1)>"
@@ -220,6 +223,40 @@ def test_upstream_failures_become_one_fatal_error_event(
     assert [e.event for e in events] == ["error"]
     assert events[0].json()["status"] == status
     assert events[0].json()["fatal"] is True
+
+
+def _odd_upstream() -> FastAPI:
+    """An OpenAI-compatible upstream that misbehaves in the ways real ones do."""
+    app = FastAPI()
+
+    def chunk(content: str) -> str:
+        return orjson.dumps({"choices": [{"index": 0, "delta": {"content": content}}]}).decode()
+
+    @app.post("/{case}/chat/completions")
+    async def completions(case: str) -> Response:
+        if case == "json-200":
+            return JSONResponse({"choices": []})
+        events = [chunk("Hi"), chunk(" there")]
+        if case == "error":
+            events.append(orjson.dumps({"error": {"message": "overloaded"}}).decode())
+        return EventStreamResponse(events)
+
+    return app
+
+
+ODD = [("no-done", ["Hi", " there", "[DONE]"]), ("error", ["Hi", " there", "error"]),
+       ("json-200", ["error"])]  # fmt: skip
+
+
+@pytest.mark.parametrize(("case", "expected"), ODD, ids=[c for c, _ in ODD])
+def test_odd_upstreams_end_cleanly(case: str, expected: list[str]) -> None:
+    with (
+        ssenb.serve(_odd_upstream(), name="test-llm-odd") as odd,
+        _relay_server(f"{odd.url}/{case}", KEY) as relay,
+    ):
+        _, events = _read(f"{relay.url}/chat?prompt=hi")
+    ends = ["error" if e.event == "error" else e.data for e in events]
+    assert _contents(events) + [x for x in ends if x in ("error", "[DONE]")] == expected
 
 
 def _closed_port() -> int:

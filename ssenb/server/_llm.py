@@ -161,10 +161,10 @@ async def relay(config: LLMConfig, prompt: str) -> AsyncIterator[Event]:
                         obj = orjson.loads(event.data)
                     except orjson.JSONDecodeError:
                         continue
-                    if event.event == "error" or (isinstance(obj, dict) and "error" in obj):
+                    if not isinstance(obj, dict) or event.event == "error" or "error" in obj:
                         yield _upstream_error("UpstreamError", event.data)
                         return
-                    for choice in obj.get("choices") or () if isinstance(obj, dict) else ():
+                    for choice in obj.get("choices") or ():
                         content = (choice.get("delta") or {}).get("content")
                         if content:
                             yield Event(data=_dumps({"content": content}))
