@@ -10,6 +10,7 @@ saved under `test-artifacts/`. Recipe and pitfalls: research/jupyter.md, section
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -60,6 +61,14 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         "JUPYTER_RUNTIME_DIR": str(scratch / "runtime"),
         "IPYTHONDIR": str(scratch / "ipython"),
     }
+    settings = scratch / "settings"  # no news popup over the views; widget state saved
+    for plugin, values in {
+        "@jupyterlab/apputils-extension/notification": {"fetchNews": "false"},
+        "@jupyter-widgets/jupyterlab-manager/plugin": {"saveState": True},
+    }.items():
+        target = settings / f"{plugin}.jupyterlab-settings"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(values))
     port, token = _free_port(), "ssenb-test-token"
     lab_bin = Path(sys.executable).with_name("jupyter-lab")
     cmd = [
@@ -71,6 +80,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         f"--IdentityProvider.token={token}",
         f"--ServerApp.root_dir={root}",
         "--expose-app-in-browser",
+        f"--LabApp.user_settings_dir={settings}",
         "--LabApp.news_url=None",
         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
     ]
@@ -131,7 +141,7 @@ CELLS = """() => {
 }"""
 
 VIEWS = """() => Array.from(document.querySelectorAll('.jp-OutputArea .widget-html-content'))
-  .map(e => e.innerText)"""
+  .map(e => e.textContent)"""
 
 
 def _run_notebook(page: Any, lab: Lab, name: str, dialogs: list[str]) -> list[list[str]]:
@@ -174,7 +184,11 @@ def test_quickstart_runs_in_jupyterlab_with_live_views_and_inert_hostile_data(la
         assert len(_counts(samples)) >= 2, samples[:5]
         assert "done" in final
         # the hostile prompt is on screen as text, and no <img src=x> element exists
-        assert HOSTILE in page.inner_text(".jp-Notebook")
+        shown = page.evaluate(
+            "() => Array.from(document.querySelectorAll('.jp-OutputArea-output'))"
+            ".map(e => e.textContent).join('\\n')"
+        )
+        assert HOSTILE in shown
         assert page.evaluate("() => document.querySelectorAll('img[src=\"x\"]').length") == 0
         page.evaluate(
             "() => { const v = document.querySelector('.jp-OutputArea .widget-html-content');"
