@@ -195,7 +195,8 @@ def test_chat_relays_the_upstream_without_blocking_the_loop(upstream_server: Ser
 def test_a_client_disconnect_cancels_the_upstream_request(upstream_server: ServerHandle) -> None:
     with _relay_server(f"{upstream_server.url}/v1", KEY) as relay:
         with httpx.stream("GET", f"{relay.url}/chat?prompt=long", timeout=20) as response:
-            for chunk in response.iter_bytes():
+            chunks = response.iter_bytes()  # kept: a dropped iterator closes the connection
+            for chunk in chunks:
                 if b"content" in chunk:
                     break  # one token in; the whole answer would take ~3 s more
             assert upstream_server.streams == 1
@@ -219,8 +220,11 @@ def test_upstream_failures_become_one_fatal_error_event(
     base = base.format(up=upstream_server.url, dead=_closed_port())
     with _relay_server(base, key) as relay:
         code, events = _read(f"{relay.url}/chat?prompt=hi")
+        with ssenb.EventSource(f"{relay.url}/chat?prompt=hi") as source:
+            seen = list(source)
+            assert source.reconnects == 0  # a clean end without ids: the client stops
     assert code == 200
-    assert [e.event for e in events] == ["error"]
+    assert [e.event for e in events] == [e.event for e in seen] == ["error"]
     assert events[0].json()["status"] == status
     assert events[0].json()["fatal"] is True
 

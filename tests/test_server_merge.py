@@ -119,11 +119,13 @@ def test_a_client_disconnect_cancels_every_source_task(demo: ServerHandle) -> No
     url = f"{demo.url}/merge?sources=5&n=100000&interval=0.01"
     with httpx.stream("GET", url, timeout=10) as response:
         parser, events = EventParser(), []
-        for chunk in response.iter_bytes():
+        chunks = response.iter_bytes()  # kept: a dropped iterator closes the connection
+        for chunk in chunks:
             events += parser.feed(chunk)
             if len(events) >= 10:
                 break
         assert len(_merge_tasks(demo)) == 5  # the check sees them while they run
+    # leaving the block closes the connection: a real client disconnect
     deadline = time.monotonic() + 5
     while (_merge_tasks(demo) or demo.streams) and time.monotonic() < deadline:
         time.sleep(0.01)
