@@ -69,7 +69,7 @@ def test_a_failing_source_gives_an_error_event_and_the_rest_go_on(
 ) -> None:
     started = time.monotonic()
     status, events = _read(f"{demo.url}/merge?sources=3&n=6&interval=0.01&fail={fail}")
-    assert time.monotonic() - started < 5 * 6 * 0.02  # no hang waiting for the dead source
+    assert time.monotonic() - started < 2.0  # no hang waiting for the dead source (~0.15 s)
     assert status == 200
     name = "ABC"[fail]
     errors = [e.json() for e in events if e.event == "error"]
