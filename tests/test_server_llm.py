@@ -168,6 +168,15 @@ def test_arguments_win_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     assert (config.base_url, config.api_key, config.model) == ("http://arg/v1", "env-key", "m")
 
 
+def test_demo_app_takes_the_upstream_as_arguments(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("SSENB_LLM_BASE_URL", "OPENAI_BASE_URL", "SSENB_LLM_API_KEY", "OPENAI_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    assert upstream(ssenb.demo_app()) is None  # the mock by default
+    config = upstream(ssenb.demo_app(llm_base_url="http://arg/v1", llm_api_key="k", llm_model="m"))
+    assert config is not None
+    assert (config.base_url, config.api_key, config.model) == ("http://arg/v1", "k", "m")
+
+
 # -- relaying a real upstream ------------------------------------------------------------------
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from ._demo import demo_app
 from ._endpoints import Endpoint, add_endpoint
+from ._llm import configure_llm
 from ._response import AbortConnection, EventStreamResponse
 from ._runner import ServerHandle, serve, stop_all
 
@@ -21,6 +22,7 @@ __all__ = [
     "Hub",
     "ServerHandle",
     "add_endpoint",
+    "configure_llm",
     "demo_app",
     "serve",
     "stop_all",

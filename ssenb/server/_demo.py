@@ -24,9 +24,21 @@ _FAMILIES: list[Callable[[FastAPI], None]] = [
 ]
 
 
-def demo_app() -> FastAPI:
-    """A new app serving the demo producers (see DESIGN.md's table) and `/`."""
+def demo_app(
+    *,
+    llm_base_url: str | None = None,
+    llm_api_key: str | None = None,
+    llm_model: str | None = None,
+) -> FastAPI:
+    """A new app serving the demo producers (see DESIGN.md's table) and `/`.
+
+    `/chat` streams a mock LLM answer unless an OpenAI-compatible upstream is configured:
+    with `llm_base_url` and `llm_api_key` here, or the environment (`SSENB_LLM_BASE_URL` or
+    `OPENAI_BASE_URL`, with `SSENB_LLM_API_KEY` or `OPENAI_API_KEY`); both are needed.
+    """
     app = FastAPI(title="ssenb demo producers", docs_url="/docs", redoc_url=None)
     for install in _FAMILIES:
         install(app)
+    if llm_base_url or llm_api_key or llm_model:
+        _llm.configure_llm(app, base_url=llm_base_url, api_key=llm_api_key, model=llm_model)
     return app
