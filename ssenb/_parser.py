@@ -16,6 +16,9 @@ Why it is shaped like this:
 4. Memory is bounded by `max_event_bytes`: an unterminated event that grows past it raises
    `SSEEventTooLarge` (carrying the events parsed before it) and the rest of that event is
    skipped, so the parser keeps working afterwards.
+5. A chunk without any line end only lengthens the unterminated line: it is kept as a piece
+   in a list and joined once when the line ends, so a long line costs linear time (re-joining
+   the line on every chunk made a 16 MB line take seconds).
 """
 
 from __future__ import annotations
@@ -118,6 +121,8 @@ class EventParser:
         "_etype",
         "_id",
         "_line",
+        "_parts",
+        "_parts_len",
         "_retry",
         "_size",
         "_skipping",
@@ -135,6 +140,8 @@ class EventParser:
         self._cr = False
         self._started = False
         self._line = ""  # unparsed text: the unterminated last line(s)
+        self._parts: list[str] = []  # later pieces of that line (chunks without a line end)
+        self._parts_len = 0
         self._reset_block()
         self._skipping = False  # an oversized event: ignore lines until its blank line
         self._drop_line = False  # ... and its oversized unterminated line until its end
@@ -172,6 +179,12 @@ class EventParser:
                 return []
             self._drop_line = False
             text = text[end + 1 :]
+        if "\n" not in text:
+            return self._extend_line(text)
+        if self._parts:
+            self._parts.append(text)
+            text = "".join(self._parts)
+            self._parts, self._parts_len = [], 0
         buf = self._line + text if self._line else text
         events: list[Event] = []
         limit = self.max_event_bytes
@@ -201,23 +214,44 @@ class EventParser:
             self._reset_block()
             self._skipping = True
         if oversize:
-            raise SSEEventTooLarge(
-                f"event larger than max_event_bytes={limit} ({oversize} characters); "
-                "it was skipped",
-                last_event_id=self.last_event_id,
-                events=events,
-            )
+            raise self._too_large(oversize, events)
         return events
+
+    def _too_large(self, size: int, events: list[Event]) -> SSEEventTooLarge:
+        return SSEEventTooLarge(
+            f"event larger than max_event_bytes={self.max_event_bytes} ({size} characters); "
+            "it was skipped",
+            last_event_id=self.last_event_id,
+            events=events,
+        )
+
+    def _extend_line(self, text: str) -> list[Event]:
+        """`text` holds no line end, so it only lengthens the unterminated line: keep it as
+        a piece (joined when the line ends) and enforce the limit on the whole line."""
+        self._parts.append(text)
+        self._parts_len += len(text)
+        limit = self.max_event_bytes
+        if limit is not None:
+            size = self._size + len(self._line) + self._parts_len
+            if size > limit:
+                self._drop_line = True
+                self._line = ""
+                self._parts, self._parts_len = [], 0
+                self._reset_block()
+                self._skipping = True
+                raise self._too_large(size, [])
+        return []
 
     @property
     def buffered(self) -> int:
         """Characters held for an event not yet complete (bounded by max_event_bytes)."""
-        return len(self._line) + sum(map(len, self._data))
+        return len(self._line) + self._parts_len + sum(map(len, self._data))
 
     def close(self) -> None:
         """End of stream: an unterminated final block is dropped, as the standard says."""
         self._decoder.reset()
         self._line = ""
+        self._parts, self._parts_len = [], 0
         self._cr = False
         self._skipping = False
         self._drop_line = False
