@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import codecs
 import re
+import time
 import tracemalloc
 
 import pytest
@@ -232,6 +233,22 @@ def test_a_64_mib_line_fed_in_chunks_keeps_memory_bounded(what: str, prefix: byt
     assert errors[0].last_event_id == "1"
     assert peak < 4 * limit
     assert parser.feed(b"\n\nid: 2\ndata: after\n\n") == [Event(data="after", id="2")]
+
+
+def test_a_long_line_costs_linear_time() -> None:
+    """A 32 MiB line in 64 KiB chunks, no limit: one event, in well under a second (the line
+    used to be re-joined on every chunk: quadratic, about 20 s here)."""
+    parser = EventParser()
+    piece = b"y" * (64 << 10)
+    started = time.perf_counter()
+    assert parser.feed(b"id: 1\ndata: ") == []
+    for _ in range(512):
+        assert parser.feed(piece) == []
+    assert parser.buffered == 6 + (32 << 20)
+    (event,) = parser.feed(b"\n\n")
+    assert time.perf_counter() - started < 1.0
+    assert len(event.data) == 32 << 20
+    assert event.id == "1"
 
 
 # -- the encoder ----------------------------------------------------------------------------
