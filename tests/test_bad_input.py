@@ -290,12 +290,30 @@ def _consume(url: str, **kw: Any) -> tuple[list[Event], BaseException | None]:
     return got, None
 
 
+async def _aconsume(url: str, **kw: Any) -> tuple[list[Event], BaseException | None]:
+    """`_consume` with `async for`."""
+    got: list[Event] = []
+    options = {"retry_policy": QUICK, "idle_timeout": 2.0, **kw}
+    try:
+        async with EventSource(url, **options) as es:
+            async for event in es:
+                got.append(event)
+    except SSEError as exc:
+        return got, exc
+    return got, None
+
+
 @pytest.mark.timeout(20)
+@pytest.mark.parametrize("mode", ["sync", "async"])
 @pytest.mark.parametrize("name", list(ROWS))
-def test_bad_input_row(loop: LoopThread, name: str) -> None:
+def test_bad_input_row(loop: LoopThread, name: str, mode: str) -> None:
     row = ROWS[name]
     origin = _serve(loop, row.steps)
-    got, err = _consume(origin.url + "/s", **row.source_kw)
+    url = origin.url + "/s"
+    if mode == "sync":
+        got, err = _consume(url, **row.source_kw)
+    else:
+        got, err = asyncio.run(_aconsume(url, **row.source_kw))
     assert got == row.kept  # what came before the fault is kept, in order, once
     if row.error is None:
         assert err is None

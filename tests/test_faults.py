@@ -114,10 +114,10 @@ def test_a_clean_proxy_changes_nothing(loop: LoopThread) -> None:
 @pytest.mark.timeout(30)
 def test_sync_event_source_small_run_survives_every_kind_of_cut(loop: LoopThread) -> None:
     """The quick version of the 10,000-event runs below (no stalls for good, no refusals)."""
-    origin, proxy = _setup(loop, 1500, seed=7, faults=Faults(offsets=(200, 2500)))
+    origin, proxy = _setup(loop, 2000, seed=7, faults=Faults(offsets=(150, 1500)))
     with EventSource(proxy.url + "/s", **SOURCE_KW) as es:
         events = list(es)
-    _check_events(events, 1500)
+    _check_events(events, 2000)
     _check_faults(proxy, origin, min_cuts=MIN_CUTS)
 
 
