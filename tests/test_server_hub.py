@@ -129,6 +129,7 @@ def test_stats_count_subscribers_published_dropped_buffered() -> None:
     hub.publish_many(str(i) for i in range(5))
     assert hub.stats == {
         "subscribers": 0,  # both fell more than 2 events behind: dropped
+        "behind": 0,
         "published": 5,
         "dropped": 2,
         "buffered": 3,

@@ -296,10 +296,13 @@ class Hub:
 
     @property
     def stats(self) -> dict[str, Any]:
-        """subscribers, published, dropped, buffered (events held) and the ids held."""
+        """subscribers, published, dropped, buffered (events held), the ids held, and
+        behind: how many events the slowest subscriber has yet to take."""
         with self._lock:
+            slowest = min((s._cursor for s in self._subs), default=self._next)
             return {
                 "subscribers": len(self._subs),
+                "behind": self._next - slowest,
                 "published": self._next - 1,
                 "dropped": self._dropped,
                 "buffered": len(self._log),
