@@ -8,7 +8,8 @@ Every data carries multi-byte UTF-8 so cuts can land inside a character. A resum
 gets 204.
 
 `ScriptedOrigin` answers the k-th connection with the k-th of its handlers (the last one
-repeats): the bad-input matrix builds each row from a few such steps.
+repeats): the bad-input matrix builds each row from a few such steps (`sse`, `gzipped`,
+`status`, `raw`, `no_headers`, `trickle`).
 
 `HubOrigin` serves an `ssenb.Hub` over uvicorn; `restart()` brings up a new server with a new
 Hub (the replay buffer is lost), as a crashed and restarted producer would.
@@ -19,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import zlib
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import ExitStack
@@ -33,10 +35,18 @@ __all__ = [
     "Request",
     "ResumableOrigin",
     "ScriptedOrigin",
+    "Step",
+    "ev",
     "event_bytes",
+    "gzipped",
+    "no_headers",
     "payload",
+    "raw",
     "read_request",
     "send_head",
+    "sse",
+    "status",
+    "trickle",
 ]
 
 EOLS = {"LF": b"\n", "CRLF": b"\r\n", "CR": b"\r"}
@@ -104,6 +114,90 @@ def chunk(data: bytes) -> bytes:
 
 
 Handler = Callable[[Request, asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+Step = Handler
+
+
+def ev(i: int) -> bytes:
+    return b"id: %d\ndata: e%d\n\n" % (i, i)
+
+
+# -- steps for ScriptedOrigin: what one connection gets --------------------------------------
+
+
+def sse(first: int, last: int, *, cut: bool = False, chunked: bool = False) -> Step:
+    """Events first..last; then half an event and a cut (`cut`) or [DONE] and a clean end.
+    With `chunked`, the cut lands inside a chunk whose header promised more bytes."""
+
+    async def step(req: Request, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await send_head(w, 200, SSE_HEAD, chunked=chunked)
+        body = b"".join(ev(i) for i in range(first, last + 1))
+        tail = b"id: %d\ndata: ha" % (last + 1) if cut else b"data: [DONE]\n\n"
+        if chunked:
+            w.write(chunk(body))
+            w.write(b"%x\r\n%s" % (len(tail) + 10, tail) if cut else chunk(tail) + b"0\r\n\r\n")
+        else:
+            w.write(body + tail)
+        await w.drain()
+        await asyncio.sleep(0.01)
+
+    return step
+
+
+def gzipped(first: int, last: int, *, cut: bool) -> Step:
+    """Events gzip-encoded and flushed per event; `cut`: the connection ends mid-stream,
+    without the gzip trailer."""
+
+    async def step(req: Request, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await send_head(w, 200, {**SSE_HEAD, "Content-Encoding": "gzip"})
+        z = zlib.compressobj(wbits=31)
+        for i in range(first, last + 1):
+            w.write(z.compress(ev(i)) + z.flush(zlib.Z_SYNC_FLUSH))
+        if cut:
+            w.write(z.compress(b"id: 99\ndata: half")[:5])
+        else:
+            w.write(z.compress(b"data: [DONE]\n\n") + z.flush())
+        await w.drain()
+        await asyncio.sleep(0.01)
+
+    return step
+
+
+def status(code: int, ctype: str = "text/plain", body: bytes = b"", **headers: str) -> Step:
+    async def step(req: Request, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        fields = {"Content-Type": ctype, "Content-Length": str(len(body)), **headers}
+        await send_head(w, code, fields)
+        w.write(body)
+        await w.drain()
+
+    return step
+
+
+def raw(body: bytes) -> Step:
+    async def step(req: Request, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await send_head(w, 200, SSE_HEAD)
+        w.write(body)
+        await w.drain()
+
+    return step
+
+
+async def no_headers(req: Request, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+    """Accepts and reads the request, then never answers (until the client leaves)."""
+    await r.read()
+
+
+def trickle(every: float) -> Step:
+    """Ids 1..3, then the next event one byte per `every` seconds, for ever."""
+
+    async def step(req: Request, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await send_head(w, 200, SSE_HEAD)
+        w.write(ev(1) + ev(2) + ev(3))
+        for byte in b"id: 4\ndata: " + b"z" * 10_000:
+            await w.drain()
+            await asyncio.sleep(every)
+            w.write(bytes([byte]))
+
+    return step
 
 
 class _RawServer:

@@ -28,14 +28,26 @@ import asyncio
 import json
 import tracemalloc
 import warnings
-import zlib
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-from _origins import SSE_HEAD, Request, ScriptedOrigin, chunk, send_head
+from _origins import (
+    SSE_HEAD,
+    Request,
+    ScriptedOrigin,
+    Step,
+    ev,
+    gzipped,
+    no_headers,
+    raw,
+    send_head,
+    sse,
+    status,
+    trickle,
+)
 from _proxy import LoopThread
 
 import ssenb
@@ -53,90 +65,6 @@ from ssenb import (
 from ssenb.recording import JSONLDecodeError, SchemaWarning
 
 QUICK = RetryPolicy(initial=0.005, maximum=0.02, jitter=0.0)
-Step = Callable[[Request, asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-
-
-def ev(i: int) -> bytes:
-    return b"id: %d\ndata: e%d\n\n" % (i, i)
-
-
-# -- steps: what one connection gets --------------------------------------------------------
-
-
-def sse(first: int, last: int, *, cut: bool = False, chunked: bool = False) -> Step:
-    """Events first..last; then half an event and a cut (`cut`) or [DONE] and a clean end.
-    With `chunked`, the cut lands inside a chunk whose header promised more bytes."""
-
-    async def step(req: Request, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-        await send_head(w, 200, SSE_HEAD, chunked=chunked)
-        body = b"".join(ev(i) for i in range(first, last + 1))
-        tail = b"id: %d\ndata: ha" % (last + 1) if cut else b"data: [DONE]\n\n"
-        if chunked:
-            w.write(chunk(body))
-            w.write(b"%x\r\n%s" % (len(tail) + 10, tail) if cut else chunk(tail) + b"0\r\n\r\n")
-        else:
-            w.write(body + tail)
-        await w.drain()
-        await asyncio.sleep(0.01)
-
-    return step
-
-
-def gzipped(first: int, last: int, *, cut: bool) -> Step:
-    """Events gzip-encoded and flushed per event; `cut`: the connection ends mid-stream,
-    without the gzip trailer."""
-
-    async def step(req: Request, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-        await send_head(w, 200, {**SSE_HEAD, "Content-Encoding": "gzip"})
-        z = zlib.compressobj(wbits=31)
-        for i in range(first, last + 1):
-            w.write(z.compress(ev(i)) + z.flush(zlib.Z_SYNC_FLUSH))
-        if cut:
-            w.write(z.compress(b"id: 99\ndata: half")[:5])
-        else:
-            w.write(z.compress(b"data: [DONE]\n\n") + z.flush())
-        await w.drain()
-        await asyncio.sleep(0.01)
-
-    return step
-
-
-def status(code: int, ctype: str = "text/plain", body: bytes = b"", **headers: str) -> Step:
-    async def step(req: Request, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-        fields = {"Content-Type": ctype, "Content-Length": str(len(body)), **headers}
-        await send_head(w, code, fields)
-        w.write(body)
-        await w.drain()
-
-    return step
-
-
-def raw(body: bytes) -> Step:
-    async def step(req: Request, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-        await send_head(w, 200, SSE_HEAD)
-        w.write(body)
-        await w.drain()
-
-    return step
-
-
-async def no_headers(req: Request, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-    """Accepts and reads the request, then never answers (until the client leaves)."""
-    await r.read()
-
-
-def trickle(every: float) -> Step:
-    """Ids 1..3, then the next event one byte per `every` seconds, for ever."""
-
-    async def step(req: Request, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-        await send_head(w, 200, SSE_HEAD)
-        w.write(ev(1) + ev(2) + ev(3))
-        for byte in b"id: 4\ndata: " + b"z" * 10_000:
-            await w.drain()
-            await asyncio.sleep(every)
-            w.write(bytes([byte]))
-
-    return step
 
 
 # -- the matrix -----------------------------------------------------------------------------
