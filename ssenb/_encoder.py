@@ -22,18 +22,28 @@ def _data_lines(data: str) -> str:
     return "data: " + data + "\n"
 
 
+def _utf8(text: str) -> bytes:
+    try:  # zero-cost in CPython 3.11+ unless it raises
+        return text.encode()
+    except UnicodeEncodeError as exc:  # a lone surrogate, e.g. from json.loads('"\\ud800"')
+        raise SSEEncodeError(f"not encodable as UTF-8: {exc.reason} at {exc.start}") from exc
+
+
 def encode(event: Event) -> bytes:
     """Encode one event as UTF-8 bytes ending with the blank line that dispatches it.
 
     `event="message"` (the default) writes no `event:` line; an empty `id` writes no `id:`.
-    Raises `SSEEncodeError` for a CR/LF in `event` or `id`, NUL in `id`, or a `retry` that is
-    not a non-negative int.
+    Raises `SSEEncodeError` for a CR/LF in `event` or `id`, NUL in `id`, a `retry` that is
+    not a non-negative int, or a lone surrogate (text that has no UTF-8 form).
     """
     etype, data, eid, retry = event
     if not eid and retry is None and (etype == "message" or not etype):
         if "\n" not in data and "\r" not in data:
-            return ("data: " + data + "\n\n").encode()
-        return (_data_lines(data) + "\n").encode()
+            try:  # the hot path, inlined
+                return ("data: " + data + "\n\n").encode()
+            except UnicodeEncodeError:
+                pass  # _utf8 below raises the documented error
+        return _utf8(_data_lines(data) + "\n")
     head = ""
     if etype and etype != "message":
         if "\n" in etype or "\r" in etype:
@@ -47,7 +57,7 @@ def encode(event: Event) -> bytes:
         if type(retry) is not int or retry < 0:
             raise SSEEncodeError(f"retry must be a non-negative int, not {retry!r}")
         head += "retry: " + str(retry) + "\n"
-    return (head + _data_lines(data) + "\n").encode()
+    return _utf8(head + _data_lines(data) + "\n")
 
 
 def encode_comment(text: str = "") -> bytes:
@@ -60,4 +70,4 @@ def encode_comment(text: str = "") -> bytes:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     if not text:
         return b":\n"
-    return (": " + text.replace("\n", "\n: ") + "\n").encode()
+    return _utf8(": " + text.replace("\n", "\n: ") + "\n")
