@@ -245,6 +245,15 @@ def test_a_forged_or_foreign_cookie_is_refused(guarded: ServerHandle) -> None:
         assert jar.get(guarded.url + "/").status_code == 401
 
 
+def test_the_cookie_is_found_among_cookies_other_local_apps_set(guarded: ServerHandle) -> None:
+    with httpx.Client(timeout=5) as browser:
+        browser.get(guarded.browser_url())
+        ours = browser.cookies[f"ssenb-{guarded.port}"]
+    others = 'username-localhost-8888="2|1:0|10:17|x y"; {"json": 1}; _xsrf=2|ab|cd; a'
+    header = f"{others}; ssenb-{guarded.port}={ours}; theme=dark"
+    assert _get(guarded, "/", headers={"Cookie": header}).status_code == 200
+
+
 @pytest.mark.parametrize(
     ("target", "location"),
     [

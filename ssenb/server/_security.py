@@ -16,7 +16,6 @@ import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Iterable
-from http.cookies import SimpleCookie
 from urllib.parse import parse_qs, urlsplit
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -165,16 +164,14 @@ class Guard:
             return True
         if hmac.compare_digest(_header(scope, b"authorization"), self._bearer):
             return True
-        raw = _header(scope, b"cookie")
-        if not raw:
-            return False
-        jar: SimpleCookie = SimpleCookie()
-        try:
-            jar.load(raw.decode("latin-1"))
-        except Exception:
-            return False
-        morsel = jar.get(self.cookie_name)
-        return morsel is not None and hmac.compare_digest(morsel.value.encode(), self._session)
+        # split by hand: http.cookies stops at the first cookie it dislikes, and other apps
+        # on localhost (Jupyter among them) set cookies it dislikes
+        prefix = self.cookie_name.encode() + b"="
+        for part in _header(scope, b"cookie").split(b";"):
+            part = part.strip()
+            if part.startswith(prefix) and hmac.compare_digest(part[len(prefix) :], self._session):
+                return True
+        return False
 
     def _cors_headers(self, origin: bytes) -> list[tuple[bytes, bytes]]:
         if not origin:
