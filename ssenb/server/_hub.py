@@ -1,41 +1,39 @@
 """`Hub`: one publisher, many subscribers, bounded memory, exact resume with Last-Event-ID.
 
-Why it is fast: an event is encoded once, with its id, and appended to one shared log (a
-deque of bytes under consecutive sequence numbers); a subscriber is only a cursor into it.
-`publish()` appends and wakes: every subscriber waiting on one event loop awaits one shared
-future, so waking them is one `set_result` (one `call_soon_threadsafe` from another thread,
-skipped while a wake is already pending). A woken subscriber takes everything between its
-cursor and the head at once, so its whole backlog goes out in one write.
+Fast: an event is encoded once, with its id, into one shared log (a deque of bytes under
+consecutive sequence numbers); a subscriber is a cursor into it. `publish()` appends and
+settles the futures of the subscribers waiting (one `call_soon_threadsafe` per event loop
+when called from another thread). A woken subscriber takes everything from its cursor to
+the head as one bytes object (shared by subscribers woken together): one write per wake.
 
-Bounds (why it is safe): the log keeps the newest `max(buffer, queue)` events. A subscriber
-more than `queue` events behind is dropped: it gets a final `error` event and ends, and its
-connection is cut if it has not finished `DROP_GRACE` seconds later; nobody else waits for
-it. A resume inside the log continues right after the client's id; an older or unknown id
-gets an id-less `gap` event naming the first id still held, then everything held.
+Bounded: the log keeps the newest `max(buffer, queue)` events. A subscriber more than
+`queue` events behind is dropped with a final `error` event (its connection is cut if it is
+still stuck `DROP_GRACE` s later); nobody else waits for it. A resume inside the log goes on
+right after the client's id; an older or unknown id gets an id-less `gap` event naming the
+first id still held, then everything held: never a silent loss.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections import deque
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from itertools import islice
 from typing import Any
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
 
 from .._encoder import encode
 from .._models import Event
-from ._response import AbortConnection, EventStreamResponse, _event_from_mapping
+from ._hub_response import DROP_GRACE, HubResponse
+from ._response import _event_from_mapping
 
 __all__ = ["DROP_GRACE", "Hub", "Subscription"]
 
-#: seconds a dropped subscriber's response may take to finish before its connection is cut
-DROP_GRACE = 1.0
 _BACKENDS = ("memory",)
 
 
@@ -47,6 +45,10 @@ def _as_event(item: Event | Mapping[str, Any] | str) -> Event:
     if isinstance(item, Mapping):
         return _event_from_mapping(item)
     raise TypeError(f"publish() takes an Event, dict or str, not {type(item).__name__}")
+
+
+def _plain(data: str) -> bool:
+    return "\n" not in data and "\r" not in data
 
 
 def _control(event: str, payload: dict[str, Any]) -> bytes:
@@ -69,6 +71,7 @@ class Subscription:
         self._closed = False
         self.dropped = False
         self._on_drop: Any = None  # set by the response: arms the connection cut
+        self.waiter: asyncio.Future[Any] | None = None
 
     @property
     def last_event_id(self) -> str:
@@ -84,41 +87,41 @@ class Subscription:
         return self
 
     async def __anext__(self) -> list[bytes]:
-        return await self._step(False)  # type: ignore[return-value]
+        loop = asyncio.get_running_loop()
+        while (taken := self._poll(False, loop)) is None:
+            await self.waiter  # type: ignore[misc]
+        return taken  # type: ignore[return-value]
 
-    async def _step(self, joined: bool) -> list[bytes] | bytes:
+    def _poll(self, joined: bool, loop: asyncio.AbstractEventLoop) -> list[bytes] | bytes | None:
+        """Take everything pending (joined: as one bytes); None when there is nothing yet,
+        after arming `self.waiter`, a future the next publish (or close) settles."""
+        if self._pending:
+            parts, self._pending = self._pending, []
+            return b"".join(parts) if joined else parts
+        if self._closed:
+            raise StopAsyncIteration
         hub = self._hub
-        while True:
-            if self._pending:
-                parts, self._pending = self._pending, []
-                return b"".join(parts) if joined else parts
-            if self._closed:
+        with hub._lock:
+            if self.dropped:
+                self._closed = True
+                final = self._drop_event()
+                return final if joined else [final]
+            if self._cursor < hub._next:
+                taken = hub._take(self._cursor, joined)
+                self._cursor = hub._next
+                return taken
+            if hub._closed:
+                self._closed = True
+                hub._subs.discard(self)
                 raise StopAsyncIteration
-            with hub._lock:
-                if self.dropped:
-                    self._closed = True
-                    final = self._drop_event()
-                    return final if joined else [final]
-                if self._cursor < hub._next:
-                    taken = hub._take(self._cursor, joined)
-                    self._cursor = hub._next
-                    return taken
-                if hub._closed:
-                    self._closed = True
-                    hub._subs.discard(self)
-                    raise StopAsyncIteration
-                waiter = hub._waiter(asyncio.get_running_loop())
-            await asyncio.shield(waiter)  # shared by every waiter: never cancel it
+            self.waiter = loop.create_future()
+            hub._waiting.setdefault(loop, {})[self] = self.waiter
+            return None
 
     def _drop_event(self) -> bytes:
-        behind = self._hub._queue
-        payload = {
-            "error": "SlowSubscriber",
-            "message": f"dropped: more than {behind} events behind; reconnect to resume",
-            "fatal": True,
-            "last_event_id": self.last_event_id,
-        }
-        return _control("error", payload)
+        message = f"dropped: more than {self._hub._queue} events behind; reconnect to resume"
+        info = {"error": "SlowSubscriber", "message": message, "fatal": True}
+        return _control("error", {**info, "last_event_id": self.last_event_id})
 
 
 class Hub:
@@ -131,11 +134,8 @@ class Hub:
     """
 
     def __init__(self, *, buffer: int = 10_000, queue: int = 1_000, backend: str = "memory"):
-        if backend not in _BACKENDS:
-            raise ValueError(
-                f"Hub backend {backend!r} is not available; supported: {', '.join(_BACKENDS)}"
-                " (a shared backend such as Redis is planned)"
-            )
+        if backend not in _BACKENDS:  # the seam for a shared store (Redis is planned)
+            raise ValueError(f"Hub backend {backend!r} is not available; use 'memory'")
         if buffer < 0 or queue < 1:
             raise ValueError(f"need buffer >= 0 and queue >= 1, got {buffer=}, {queue=}")
         self.backend = backend
@@ -148,13 +148,12 @@ class Hub:
         self._ids: dict[str, int] = {}  # caller-given id -> sequence number (held events only)
         self._given: dict[int, str] = {}  # sequence number -> caller-given id
         self._subs: set[Subscription] = set()
-        self._wakers: dict[asyncio.AbstractEventLoop, asyncio.Future[None]] = {}
+        # per event loop, the subscribers waiting there (each on its own future)
+        self._waiting: dict[asyncio.AbstractEventLoop, dict[Subscription, asyncio.Future[Any]]] = {}
         self._check_at = 1 + queue  # scan for slow subscribers once _next passes this
         self._dropped = 0
         self._closed = False
         self._cache: tuple[int, int, bytes] = (0, 0, b"")
-
-    # -- publishing ----------------------------------------------------------------------
 
     def publish(self, event: Event | Mapping[str, Any] | str) -> str:
         """Send one event (Event, dict or str data) to every subscriber; returns its id."""
@@ -164,28 +163,29 @@ class Hub:
         """Send several events with one lock and one wake-up; returns their ids."""
         items = [_as_event(e) for e in events]
         ids: list[str] = []
+        chunks: list[bytes]
+        given: list[tuple[int, str]]
         with self._lock:
             if self._closed:
                 raise RuntimeError("publish() on a closed Hub")
-            log, seq = self._log, self._next
-            for ev in items:
-                etype, data, eid, retry = ev
+            seq, chunks, given = self._next, [], []  # encode all first: a refusal changes nothing
+            for etype, data, eid, retry in items:
                 if eid:
-                    self._ids[eid] = seq
-                    self._given[seq] = eid
-                    chunk = encode(ev)
+                    given.append((seq, eid))
+                    chunk = encode(Event(etype, data, eid, retry))
                 else:
                     eid = str(seq)
-                    if retry is None and etype == "message" and "\n" not in data:
-                        if "\r" not in data:
-                            chunk = f"id: {eid}\ndata: {data}\n\n".encode()
-                        else:
-                            chunk = encode(Event(etype, data, eid, retry))
+                    if retry is None and etype == "message" and _plain(data):
+                        chunk = f"id: {eid}\ndata: {data}\n\n".encode()
                     else:
                         chunk = encode(Event(etype, data, eid, retry))
-                log.append(chunk)
+                chunks.append(chunk)
                 ids.append(eid)
                 seq += 1
+            log = self._log
+            log.extend(chunks)
+            for at, eid in given:
+                self._ids[eid], self._given[at] = at, eid
             self._next = seq
             excess = len(log) - self._cap
             if excess > 0:
@@ -214,33 +214,25 @@ class Hub:
                 sub.dropped = True
                 self._dropped += 1
                 if sub._on_drop is not None:
-                    sub._on_drop()
+                    with contextlib.suppress(RuntimeError):  # its loop closed: nobody to cut
+                        sub._on_drop()
             elif sub._cursor < lowest:
                 lowest = sub._cursor
         self._check_at = lowest + limit
 
-    def _waiter(self, loop: asyncio.AbstractEventLoop) -> asyncio.Future[None]:
-        fut = self._wakers.get(loop)
-        if fut is None:
-            fut = self._wakers[loop] = loop.create_future()
-        return fut
-
     def _wake_all(self) -> None:
-        if not self._wakers:
+        if not self._waiting:
             return
-        wakers, self._wakers = self._wakers, {}
+        waiting, self._waiting = self._waiting, {}
         running = asyncio._get_running_loop()
-        for loop, fut in wakers.items():
+        for loop, futures in waiting.items():
             if loop is running:
-                if not fut.done():
-                    fut.set_result(None)
+                _settle(futures)
             else:
                 try:
-                    loop.call_soon_threadsafe(_settle, fut)
+                    loop.call_soon_threadsafe(_settle, futures)
                 except RuntimeError:  # that loop is closed: its subscribers are gone
                     pass
-
-    # -- subscribing ---------------------------------------------------------------------
 
     def subscribe(self, last_event_id: str | None = None) -> Subscription:
         """A new subscriber: live from now, or resuming right after `last_event_id`.
@@ -259,13 +251,12 @@ class Hub:
                 if seq is not None and seq >= self._first - 1:
                     cursor = seq + 1
                 else:
-                    gap = {
-                        "last_event_id": last_event_id,
-                        "first_id": self._id_of(self._first) if self._log else None,
-                        "missed": self._first - seq - 1 if seq is not None else None,
-                        "reason": "evicted" if seq is not None else "unknown",
-                    }
-                    pending.append(_control("gap", gap))
+                    first = self._id_of(self._first) if self._log else None
+                    missed, why = (
+                        (None, "unknown") if seq is None else (self._first - seq - 1, "evicted")
+                    )
+                    gap = {"first_id": first, "missed": missed, "reason": why}
+                    pending.append(_control("gap", {"last_event_id": last_event_id, **gap}))
                     cursor = self._first
                 if cursor < self._next:
                     pending.extend(self._take(cursor))
@@ -278,26 +269,20 @@ class Hub:
             return sub
 
     def response(
-        self,
-        request: Request | None = None,
-        *,
-        last_event_id: str | None = None,
+        self, request: Request | None = None, *, last_event_id: str | None = None,
         heartbeat: float | None = 15.0,
-    ) -> Response:
+    ) -> Response:  # fmt: skip
         """An endpoint's answer: a subscription (resuming from the request's Last-Event-ID)
         served by `EventStreamResponse`; 204 once the hub is closed, so clients stop."""
         if self._closed:
             return Response(status_code=204)
         if last_event_id is None and request is not None:
             last_event_id = request.headers.get("last-event-id", "").strip() or None
-        return _HubResponse(self.subscribe(last_event_id), heartbeat=heartbeat)
-
-    # -- state ---------------------------------------------------------------------------
+        return HubResponse(self.subscribe(last_event_id), heartbeat=heartbeat)
 
     @property
     def stats(self) -> dict[str, Any]:
-        """subscribers, published, dropped, buffered (events held), the ids held, and
-        behind: how many events the slowest subscriber has yet to take."""
+        """Counts, the ids held, and `behind`: events the slowest subscriber has yet to take."""
         with self._lock:
             slowest = min((s._cursor for s in self._subs), default=self._next)
             return {
@@ -322,14 +307,11 @@ class Hub:
             self._wake_all()
 
     def __repr__(self) -> str:
-        s = self.stats
-        state = "closed" if self._closed else "open"
-        return (
-            f"<ssenb.Hub {state}: {s['subscribers']} subscribers, {s['published']} published,"
-            f" {s['dropped']} dropped, {s['buffered']} buffered>"
-        )
+        s, state = self.stats, "closed" if self._closed else "open"
+        counts = ", ".join(f"{s[k]} {k}" for k in ("subscribers", "published", "dropped"))
+        return f"<ssenb.Hub {state}: {counts}, {s['buffered']} buffered>"
 
-    # -- internals (called with the lock held) --------------------------------------------
+    # internals, called with the lock held
 
     def _id_of(self, seq: int) -> str:
         return self._given.get(seq, str(seq)) if seq > 0 else ""
@@ -351,61 +333,7 @@ class Hub:
             self._subs.discard(sub)
 
 
-def _settle(fut: asyncio.Future[None]) -> None:
-    if not fut.done():
-        fut.set_result(None)
-
-
-async def _joined(sub: Subscription) -> AsyncIterator[bytes]:
-    try:
-        while True:
-            try:
-                chunk = await sub._step(True)
-            except StopAsyncIteration:
-                return
-            yield chunk  # type: ignore[misc]
-    finally:
-        sub.close()
-
-
-class _HubResponse(EventStreamResponse):
-    """Serves one subscription; cuts the connection of a dropped subscriber that is stuck
-    (a frozen client never reads its final event), after `DROP_GRACE` seconds."""
-
-    def __init__(self, sub: Subscription, *, heartbeat: float | None) -> None:
-        super().__init__(_joined(sub), heartbeat=heartbeat)
-        self.subscription = sub
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        loop, task = asyncio.get_running_loop(), asyncio.current_task()
-        assert task is not None
-        cut: list[asyncio.TimerHandle] = []
-        fired: list[bool] = []
-
-        def fire() -> None:
-            fired.append(True)
-            task.cancel()
-
-        def arm() -> None:
-            if not task.done():
-                cut.append(loop.call_later(DROP_GRACE, fire))
-
-        def on_drop() -> None:  # runs in the publisher's thread, hub lock held
-            try:
-                loop.call_soon_threadsafe(arm)
-            except RuntimeError:
-                pass
-
-        self.subscription._on_drop = on_drop
-        if self.subscription.dropped:
-            arm()
-        try:
-            await super().__call__(scope, receive, send)
-        except asyncio.CancelledError:
-            if fired and task.uncancel() == 0:  # our own cut, not a server stop
-                raise AbortConnection("slow subscriber dropped") from None
-            raise
-        finally:
-            for handle in cut:
-                handle.cancel()
-            self.subscription.close()
+def _settle(futures: dict[Subscription, asyncio.Future[Any]]) -> None:
+    for fut in futures.values():
+        if not fut.done():
+            fut.set_result(None)
