@@ -26,9 +26,9 @@ from ssenb.server import ServerHandle
 from ssenb.server._hub import DROP_GRACE
 
 
-def _serve(hub: Hub) -> ServerHandle:
+def _serve(hub: Hub, heartbeat: float | None = 15.0) -> ServerHandle:
     async def endpoint(request: Request) -> Response:
-        return hub.response(request)
+        return hub.response(request, heartbeat=heartbeat)
 
     return ssenb.serve(Starlette(routes=[Route("/hub", endpoint)]), name=f"hub-{uuid.uuid4()}")
 
@@ -123,6 +123,14 @@ def test_ids_count_up_and_publish_returns_them() -> None:
         hub.publish(b"raw")  # type: ignore[arg-type]
 
 
+def test_a_batch_with_a_refused_event_publishes_nothing() -> None:
+    hub = Hub()
+    with pytest.raises(ssenb.SSEEncodeError):
+        hub.publish_many(["fine", Event(data="x", id="bad\nid"), "never"])
+    assert hub.stats["published"] == 0
+    assert hub.publish("next") == "1"
+
+
 def test_stats_count_subscribers_published_dropped_buffered() -> None:
     hub = Hub(buffer=3, queue=2)
     subs = [hub.subscribe(), hub.subscribe()]
@@ -138,6 +146,9 @@ def test_stats_count_subscribers_published_dropped_buffered() -> None:
     }
     assert all(s.dropped for s in subs)
     assert "2 dropped" in repr(hub)
+    late = hub.subscribe()
+    hub.publish("x")
+    assert (hub.stats["subscribers"], hub.stats["behind"], late.last_event_id) == (1, 1, "5")
 
 
 def test_a_dropped_subscriber_gets_one_error_event_then_ends() -> None:
@@ -360,3 +371,31 @@ def test_close_ends_every_subscriber_cleanly_and_later_requests_get_204(served: 
     with pytest.raises(RuntimeError, match="closed"):
         hub.publish("too late")
     assert hub.stats["subscribers"] == 0
+
+
+def test_an_idle_subscriber_gets_heartbeat_comments_and_no_ids() -> None:
+    hub = Hub()
+    with _serve(hub, heartbeat=0.05) as handle, subscribed(handle.url + "/hub") as reader:
+        body = b""
+        while body.count(b": ping\n") < 2:
+            body += next(reader.chunks)
+    assert set(body.split(b"\n")) <= {b": ping", b""}
+
+
+def test_a_client_hanging_up_unsubscribes_it(served: Any) -> None:
+    hub, handle = served
+    with subscribed(handle.url + "/hub"):
+        assert hub.stats["subscribers"] == 1
+    _wait(lambda: hub.stats["subscribers"] == 0 and handle.streams == 0)
+
+
+def test_stopping_the_server_ends_hub_streams_at_once() -> None:
+    hub = Hub()
+    handle = _serve(hub)
+    with subscribed(handle.url + "/hub") as reader:
+        hub.publish("before stop")
+        started = time.monotonic()
+        handle.stop()
+        events = reader.to_end()  # the body ends cleanly: no hang, no error event
+    assert events == [Event(data="before stop", id="1")]
+    assert time.monotonic() - started < 5 * 1.0

@@ -75,7 +75,7 @@ class Subscription:
 
     @property
     def last_event_id(self) -> str:
-        """The id of the last event taken ("" before any)."""
+        """The id this subscriber is past: resuming with it continues exactly."""
         return self._hub._id_of(self._cursor - 1)
 
     def close(self) -> None:

@@ -73,11 +73,15 @@ class HubResponse(EventStreamResponse):
 
     async def _serve(self, send: Send, pipe: _r._Pipe) -> None:
         sub, loop, heartbeat = self.subscription, pipe.loop, self.heartbeat
-        while pipe.end is None:
+        while True:
             try:
-                chunk = sub._poll(True, loop)
+                chunk = sub._poll(True, loop) if pipe.end != "disconnect" else None
             except StopAsyncIteration:
                 pipe.finish("done")
+                return
+            if pipe.end is not None:  # stopped: what was published before still goes out
+                if chunk:
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 return
             if chunk is not None:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
