@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import importlib
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, needs_local_scope
@@ -22,6 +23,8 @@ from traitlets import Float, Integer, Unicode
 from ._errors import SSEError
 
 __all__ = ["SSEMagics", "load_ipython_extension", "unload_ipython_extension"]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _parse(func: Any, line: str) -> Any:
@@ -41,6 +44,33 @@ def _headers(pairs: list[str] | None) -> dict[str, str]:
             raise UsageError(f"-H wants 'Name: value', got {pair!r}")
         headers[name.strip()] = value.strip()
     return headers
+
+
+def _stream_arguments(example: str, method: str) -> Callable[[F], F]:
+    """The options `%sse` and `%%sse` share (they differ in the default method only)."""
+    options = [
+        argument("url", help=f"http(s) URL, or a path such as {example} on the demo server"),
+        argument("-n", type=int, default=None, help="stop after N events"),
+        argument(
+            "-t", "--timeout", type=float, default=None, help="stop after SECONDS (default 30)"
+        ),
+        argument("-e", "--event", action="append", help="keep only this event type (repeatable)"),
+        argument("--record", metavar="FILE", help="also append the events to this JSONL file"),
+        argument("--live", action="store_true", help="show a live view while reading"),
+        argument("--bg", action="store_true", help="return a live Subscription at once"),
+        argument("-X", "--method", default=method, help=f"HTTP method (default {method})"),
+        argument(
+            "-H", "--header", action="append", help="request header 'Name: value' (repeatable)"
+        ),
+        argument("-o", "--output", metavar="VAR", help="also store the result in this variable"),
+    ]
+
+    def apply(func: F) -> F:
+        for option in reversed(options):  # decorators apply bottom-up
+            func = option(func)
+        return func
+
+    return apply
 
 
 @magics_class
@@ -135,16 +165,7 @@ class SSEMagics(Magics):
     # --- magics ------------------------------------------------------------------------------
 
     @magic_arguments()
-    @argument("url", help="http(s) URL, or a path such as /stream?n=5 on the demo server")
-    @argument("-n", type=int, default=None, help="stop after N events")
-    @argument("-t", "--timeout", type=float, default=None, help="stop after SECONDS (default 30)")
-    @argument("-e", "--event", action="append", help="keep only this event type (repeatable)")
-    @argument("--record", metavar="FILE", help="also append the events to this JSONL file")
-    @argument("--live", action="store_true", help="show a live view while reading")
-    @argument("--bg", action="store_true", help="return a live Subscription at once")
-    @argument("-X", "--method", default="GET", help="HTTP method (POST for LLM endpoints)")
-    @argument("-H", "--header", action="append", help="request header 'Name: value' (repeatable)")
-    @argument("-o", "--output", metavar="VAR", help="also store the result in this variable")
+    @_stream_arguments(example="/stream?n=5", method="GET")
     @needs_local_scope
     @line_magic
     def sse(self, line: str, local_ns: dict[str, Any] | None = None) -> Any:
@@ -159,16 +180,7 @@ class SSEMagics(Magics):
         return self._run(_parse(self.sse, line))
 
     @magic_arguments()
-    @argument("url", help="http(s) URL, or a path such as /chat on the demo server")
-    @argument("-n", type=int, default=None, help="stop after N events")
-    @argument("-t", "--timeout", type=float, default=None, help="stop after SECONDS (default 30)")
-    @argument("-e", "--event", action="append", help="keep only this event type (repeatable)")
-    @argument("--record", metavar="FILE", help="also append the events to this JSONL file")
-    @argument("--live", action="store_true", help="show a live view while reading")
-    @argument("--bg", action="store_true", help="return a live Subscription at once")
-    @argument("-X", "--method", default="POST", help="HTTP method (default POST)")
-    @argument("-H", "--header", action="append", help="request header 'Name: value' (repeatable)")
-    @argument("-o", "--output", metavar="VAR", help="also store the result in this variable")
+    @_stream_arguments(example="/chat", method="POST")
     @cell_magic("sse")
     def sse_cell(self, line: str, cell: str) -> Any:
         """Send the cell body as the JSON request body and read the SSE answer.
