@@ -281,6 +281,35 @@ ORIGIN = "http://app.example:3000"
 PREFLIGHT = {"Origin": ORIGIN, "Access-Control-Request-Method": "GET"}
 
 
+@pytest.mark.parametrize(
+    ("origin", "status"),
+    [
+        (None, 200),
+        ("{url}", 200),
+        ("http://localhost:3000", 403),
+        ("http://evil.example", 403),
+        ("null", 403),
+    ],
+    ids=["no-origin", "same-origin", "other-local-port", "other-site", "null-origin"],
+)
+def test_unsafe_methods_from_other_origins_are_refused(
+    plain: ServerHandle, origin: str | None, status: int
+) -> None:
+    headers = {} if origin is None else {"Origin": origin.format(url=plain.url)}
+    assert httpx.post(plain.url + "/hello", headers=headers, timeout=5).status_code == status
+    assert _get(plain, headers=headers).status_code == 200  # reads: CORS decides in browsers
+
+
+def test_a_listed_proxy_origin_or_a_cors_origin_may_post() -> None:
+    with ssenb.serve(_app(), name=_name(), allowed_hosts=["hub.example.org"]) as h:
+        posted = httpx.post(
+            h.url + "/hello", headers={"Origin": "https://hub.example.org"}, timeout=5
+        )
+        assert posted.status_code == 200
+    with ssenb.serve(_app(), name=_name(), cors_origins=[ORIGIN]) as h:
+        assert httpx.post(h.url + "/hello", headers={"Origin": ORIGIN}, timeout=5).text == "hello"
+
+
 def test_cors_is_off_by_default(plain: ServerHandle) -> None:
     response = _get(plain, headers={"Origin": ORIGIN})
     assert response.status_code == 200

@@ -1,10 +1,12 @@
 """`Guard`: one pure-ASGI wrapper for a served app: Host check, CORS, token, browser login.
 
 Order per request: the Host header must name an allowed host (DNS rebinding defence, 421
-otherwise); a CORS preflight from an allowed origin is answered; `/ssenb-login?code=...`
-trades a one-time code for an HttpOnly, SameSite=Strict session cookie and redirects to `./`;
-then, when a token is set, the request needs `Authorization: Bearer <token>` or that cookie
-(401 otherwise). The token itself never goes into a URL, a cookie, a log line or a repr.
+otherwise); a CORS preflight from an allowed origin is answered; a POST (or other unsafe
+method) from a page of another origin that CORS does not allow gets 403 (CSRF);
+`/ssenb-login?code=...` trades a one-time code for an HttpOnly, SameSite=Strict session
+cookie and redirects to `./`; then, when a token is set, the request needs
+`Authorization: Bearer <token>` or that cookie (401 otherwise). The token itself never goes
+into a URL, a cookie, a log line or a repr.
 Pure ASGI rather than BaseHTTPMiddleware, which hides client disconnects from streams.
 """
 
@@ -27,6 +29,8 @@ CODE_TTL = 120.0  # seconds a browser_url() login link stays valid
 _MAX_CODES = 32
 _LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 _CORS_HEADERS = b"authorization, last-event-id, content-type, cache-control"
+_SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
+_CROSS_ORIGIN = b'{"detail":"cross-origin request refused; serve(cors_origins=[...]) allows one"}'
 
 
 def split_host(value: str) -> tuple[str, int | None]:
@@ -84,6 +88,13 @@ class HostPolicy:
                     self.names.add(name)
                 else:
                     self.pairs.add((name, port))
+
+    def lists(self, value: str) -> bool:
+        """True when `allowed_hosts` names this host explicitly (not "*", not loopback)."""
+        name, port = split_host(value)
+        if name in self.names or (name, port) in self.pairs:
+            return True
+        return any(name.endswith(s) for s in self.suffixes)
 
     def allows(self, value: str) -> bool:
         """True when this `Host` header value may be answered."""
@@ -209,6 +220,9 @@ class Guard:
         if scope["method"] == "OPTIONS" and _header(scope, b"access-control-request-method"):
             await self._preflight(send, cors)
             return
+        if scope["method"] not in _SAFE and not cors and not self._same_origin(scope, host):
+            await _answer(send, 403, _CROSS_ORIGIN)
+            return
         if scope["path"] == LOGIN_PATH:
             await self._login(scope, send)
             return
@@ -226,6 +240,21 @@ class Guard:
             await send(message)
 
         await self.app(scope, receive, send_with_cors)
+
+    def _same_origin(self, scope: Scope, host: str) -> bool:
+        """No `Origin` (not a browser), this server's own, or a name listed in allowed_hosts.
+
+        Refuses what SameSite cannot: pages on other localhost ports are the same *site*.
+        """
+        origin = _header(scope, b"origin").decode("latin-1")
+        if not origin:
+            return True
+        netloc = urlsplit(origin).netloc.lower()
+        if not netloc:  # "null": sandboxed frames, file pages
+            return False
+        if netloc == host.strip().lower():
+            return True
+        return not _is_loopback_name(split_host(netloc)[0]) and self.hosts.lists(netloc)
 
     async def _preflight(self, send: Send, cors: list[tuple[bytes, bytes]]) -> None:
         if not cors:  # CORS off, or an origin not on the list: no CORS headers at all
