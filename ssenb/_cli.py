@@ -28,6 +28,17 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000, 0 = any)")
     serve.add_argument("--allow-remote", action="store_true", help="allow a non-loopback --host")
+    serve.add_argument(
+        "--token", action="store_true", help="require a generated token (prints a login link)"
+    )
+    serve.add_argument(
+        "--allowed-host", action="append", help="also answer this Host (a proxy's name; repeatable)"
+    )
+    serve.add_argument(
+        "--cors-origin",
+        action="append",
+        help="allow this browser origin (repeatable; off by default)",
+    )
     tail = sub.add_parser("tail", help="print the events of an SSE URL as they arrive")
     tail.add_argument("url")
     tail.add_argument("-n", type=int, default=None, help="stop after N events")
@@ -39,14 +50,29 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def _serve(host: str, port: int, allow_remote: bool) -> int:
+def _serve(
+    host: str,
+    port: int,
+    allow_remote: bool,
+    token: bool = False,
+    allowed_hosts: list[str] | None = None,
+    cors_origins: list[str] | None = None,
+) -> int:
     from .server import serve
 
     handler = logging.StreamHandler(sys.stderr)
     handler.setLevel(logging.WARNING)
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     try:
-        server = serve(host=host, port=port, name="cli", allow_remote=allow_remote)
+        server = serve(
+            host=host,
+            port=port,
+            name="cli",
+            allow_remote=allow_remote,
+            token=token or None,
+            allowed_hosts=allowed_hosts,
+            cors_origins=cors_origins,
+        )
     except (OSError, RuntimeError, ValueError) as exc:
         print(f"ssenb serve: {exc}", file=sys.stderr)
         return 1
@@ -54,6 +80,8 @@ def _serve(host: str, port: int, allow_remote: bool) -> int:
         logging.getLogger(name).addHandler(handler)
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     print(f"ssenb demo producers at {server.url}/  (Ctrl-C to stop)", flush=True)
+    if token:
+        print(f"open in a browser (one-time login link): {server.browser_url()}", flush=True)
     try:
         while server.running:
             time.sleep(0.2)
@@ -111,5 +139,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = _parser().parse_args(argv)
     if args.command == "serve":
-        return _serve(args.host, args.port, args.allow_remote)
+        return _serve(
+            args.host,
+            args.port,
+            args.allow_remote,
+            args.token,
+            args.allowed_host,
+            args.cors_origin,
+        )
     return _tail(args.url, args.n, args.json)

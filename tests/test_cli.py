@@ -57,6 +57,31 @@ def test_serve_runs_in_the_foreground_and_stops_cleanly(stop: signal.Signals) ->
     assert "Traceback" not in err
 
 
+def test_serve_with_token_prints_a_login_link_and_refuses_anonymous_requests() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ssenb", "serve", "--port", "0", "--token"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().split(" at ")[1].split()[0].rstrip("/")
+        login = proc.stdout.readline().rsplit(" ", 1)[1].strip()
+        assert login.startswith(url)
+        assert httpx.get(url + "/stream?n=1&interval=0", timeout=5).status_code == 401
+        with httpx.Client(timeout=5, follow_redirects=True) as browser:
+            assert browser.get(login).status_code == 200  # the cookie is set, `/` answers
+            assert browser.get(url + "/stream?n=1&interval=0").status_code == 200
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0
+
+
 def test_serve_refuses_a_remote_host_without_allow_remote() -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "ssenb", "serve", "--host", "192.0.2.7", "--port", "0"],
