@@ -66,7 +66,13 @@ def run(name: str, quick: bool, out: Path) -> dict[str, Any] | None:
     print(f"== {name}: {time.monotonic() - started:.0f} s, exit {proc.returncode}", flush=True)
     if proc.returncode != 0 or not out.exists():
         return None
-    return json.loads(out.read_text())
+    figures = json.loads(out.read_text())
+    if name == "fanout":  # rows per subscriber count -> the figures at the largest count
+        top = max(figures["rows"], key=lambda r: r["subscribers"])
+        figures["most_subscribers"] = top["subscribers"]
+        figures["ratio_at_most_subscribers"] = top["ratio"]
+        figures["delivered_per_s_at_most_subscribers"] = top["hub"]["delivered_per_s"]
+    return figures
 
 
 def verdicts(figures: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:

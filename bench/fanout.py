@@ -107,7 +107,7 @@ class HubAdapter:
     """`ssenb.Hub` behind the same small interface."""
 
     def __init__(self) -> None:
-        self.hub = Hub(queue=QUEUE)
+        self.hub = Hub(queue=QUEUE, start=1)  # ids 1, 2, ... checked in order by the clients
         self.publish_many = self.hub.publish_many
 
     def subscribers(self) -> int:

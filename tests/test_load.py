@@ -241,7 +241,7 @@ async def _read_ids(handle: ServerHandle, path: str, last: int, timeout: float) 
 
 @pytest.mark.timeout(60)
 def test_a_hub_subscriber_that_never_reads_is_dropped_and_stalls_nobody() -> None:
-    hub = Hub(buffer=1000, queue=2000)
+    hub = Hub(buffer=1000, queue=2000, start=1)
     app = FastAPI()
 
     @app.get("/h")

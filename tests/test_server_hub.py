@@ -36,7 +36,7 @@ def _serve(hub: Hub, heartbeat: float | None = 15.0) -> ServerHandle:
 @pytest.fixture
 def served(request: pytest.FixtureRequest) -> Iterator[tuple[Hub, ServerHandle]]:
     """A served hub: buffer=5, queue=5 unless parametrized (indirect) with other settings."""
-    hub = Hub(**getattr(request, "param", {"buffer": 5, "queue": 5}))
+    hub = Hub(start=1, **getattr(request, "param", {"buffer": 5, "queue": 5}))
     with _serve(hub) as handle:
         yield hub, handle
 
@@ -85,8 +85,10 @@ def _wait(predicate: Any, timeout: float = 10.0) -> None:
         ({"backend": "redis"}, "backend 'redis' is not available"),
         ({"buffer": -1}, "buffer >= 0"),
         ({"queue": 0}, "queue >= 1"),
+        ({"start": 0}, "start must be"),
+        ({"start": "tomorrow"}, "start must be"),
     ],
-    ids=["other-backend", "negative-buffer", "empty-queue"],
+    ids=["other-backend", "negative-buffer", "empty-queue", "zero-start", "bad-start"],
 )
 def test_invalid_settings_are_refused(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
@@ -105,14 +107,14 @@ def test_invalid_settings_are_refused(kwargs: dict[str, Any], message: str) -> N
     ids=["str-is-data", "dict-is-json", "event-fields", "multiline", "own-id-kept"],
 )
 def test_publish_encodes_once_with_an_id(item: Any, wire: bytes) -> None:
-    hub = Hub()
+    hub = Hub(start=1)
     sub = hub.subscribe()
     hub.publish(item)
     assert asyncio.run(anext(sub)) == [wire]
 
 
 def test_ids_count_up_and_publish_returns_them() -> None:
-    hub = Hub()
+    hub = Hub(start=1)
     ids = [hub.publish("a"), hub.publish(Event(data="b", id="own")), hub.publish("c")]
     assert ids == ["1", "own", "3"]
     assert hub.publish_many(["d", "e"]) == ["4", "5"]
@@ -121,7 +123,7 @@ def test_ids_count_up_and_publish_returns_them() -> None:
 
 
 def test_a_batch_with_a_refused_event_publishes_nothing() -> None:
-    hub = Hub()
+    hub = Hub(start=1)
     with pytest.raises(ssenb.SSEEncodeError):
         hub.publish_many(["fine", Event(data="x", id="bad\nid"), "never"])
     assert hub.stats["published"] == 0
@@ -129,7 +131,7 @@ def test_a_batch_with_a_refused_event_publishes_nothing() -> None:
 
 
 def test_stats_count_subscribers_published_dropped_buffered() -> None:
-    hub = Hub(buffer=3, queue=2)
+    hub = Hub(start=1, buffer=3, queue=2)
     subs = [hub.subscribe(), hub.subscribe()]
     hub.publish_many(str(i) for i in range(5))
     assert hub.stats == {
@@ -149,7 +151,7 @@ def test_stats_count_subscribers_published_dropped_buffered() -> None:
 
 
 def test_a_dropped_subscriber_gets_one_error_event_then_ends() -> None:
-    hub = Hub(buffer=10, queue=3)
+    hub = Hub(start=1, buffer=10, queue=3)
     sub = hub.subscribe()
     hub.publish("first")
 
@@ -175,7 +177,7 @@ def test_a_dropped_subscriber_gets_one_error_event_then_ends() -> None:
 
 
 def test_100_subscribers_receive_identical_sequences_from_one_publisher_thread() -> None:
-    hub, n = Hub(queue=5_000), 2_000
+    hub, n = Hub(start=1, queue=5_000), 2_000
     with _serve(hub) as handle:
 
         async def main() -> list[list[Event]]:
@@ -243,7 +245,7 @@ def _stalled_socket(url: str) -> socket.socket:
 
 def _run_with_reader(stall: bool, n: int = 12_000) -> tuple[float, list[str], Hub, int, int]:
     """Publish n 1 KB events, paced by one healthy reader; optionally with a frozen peer."""
-    hub = Hub(buffer=2_000, queue=2_000)
+    hub = Hub(start=1, buffer=2_000, queue=2_000)
     pad = "x" * 1000
     with _serve(hub) as handle, subscribed(handle.url + "/hub") as reader:
         stalled = _stalled_socket(handle.url) if stall else None
@@ -368,7 +370,7 @@ def test_close_ends_every_subscriber_cleanly_and_later_requests_get_204(served: 
 
 
 def test_an_idle_subscriber_gets_heartbeat_comments_and_no_ids() -> None:
-    hub = Hub()
+    hub = Hub(start=1)
     with _serve(hub, heartbeat=0.05) as handle, subscribed(handle.url + "/hub") as reader:
         body = b""
         while body.count(b": ping\n") < 2:
@@ -384,7 +386,7 @@ def test_a_client_hanging_up_unsubscribes_it(served: Any) -> None:
 
 
 def test_stopping_the_server_ends_hub_streams_at_once() -> None:
-    hub = Hub()
+    hub = Hub(start=1)
     handle = _serve(hub)
     with subscribed(handle.url + "/hub") as reader:
         hub.publish("before stop")
@@ -393,3 +395,4 @@ def test_stopping_the_server_ends_hub_streams_at_once() -> None:
         events = reader.to_end()  # the body ends cleanly: no hang, no error event
     assert events == [Event(data="before stop", id="1")]
     assert time.monotonic() - started < 5 * 1.0
+

@@ -21,7 +21,24 @@ from ssenb.server import ServerHandle, _hub_demo
 @pytest.fixture
 def demo() -> Iterator[ServerHandle]:
     with ssenb.serve(name=f"hub-demo-{uuid.uuid4()}") as handle:
+        handle.app.state.hub = ssenb.Hub(start=1)  # ids 1, 2, ... read well in these tests
         yield handle
+
+
+def test_a_restarted_demo_server_answers_an_old_id_with_gap_not_silence() -> None:
+    """The demo hub's ids come from the clock: the next incarnation never reuses them."""
+    name = f"hub-restart-{uuid.uuid4()}"
+    with ssenb.serve(name=name) as first:
+        old_id = first.app.state.hub.publish({"n": 1})
+    with ssenb.serve(name=name) as second:  # same name, same port: the buffer is gone
+        hub = second.app.state.hub
+        for n in range(2, 6):
+            hub.publish({"n": n})
+        hub.publish("[DONE]")
+        with ssenb.EventSource(second.url + "/hub", last_event_id=old_id) as source:
+            events = list(source)
+    assert events[0].event == "gap"
+    assert [e.json()["n"] for e in events[1:]] == [2, 3, 4, 5]
 
 
 def _when_subscribed(hub: Any, action: Any, count: int = 1) -> threading.Thread:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 from collections import deque
 from collections.abc import Iterable, Mapping
 from itertools import islice
@@ -127,13 +128,24 @@ class Subscription:
 class Hub:
     """Fan events out to many subscribers, each with a bounded queue, with replay by id.
 
-    `publish()` (any thread) encodes once and assigns the integer ids 1, 2, ... to events
-    without one. `subscribe(last_event_id)` returns a `Subscription` that
+    `publish()` (any thread) encodes once and assigns increasing integer ids to events without
+    one, starting at `start`. The default, "clock", starts at the current time in microseconds,
+    so a hub that restarts behind the same URL never reissues an id an earlier incarnation
+    gave out: a client resuming with an old id gets a `gap` event, never silent loss.
+    `start=1` gives 1, 2, ... (fine when nothing resumes across restarts).
+    `subscribe(last_event_id)` returns a `Subscription` that
     `EventStreamResponse` serves; `response(request)` does both for an endpoint.
     `backend` selects the store; only "memory" exists for now.
     """
 
-    def __init__(self, *, buffer: int = 10_000, queue: int = 1_000, backend: str = "memory"):
+    def __init__(
+        self,
+        *,
+        buffer: int = 10_000,
+        queue: int = 1_000,
+        backend: str = "memory",
+        start: int | str = "clock",
+    ):
         if backend not in _BACKENDS:  # the seam for a shared store (Redis is planned)
             raise ValueError(f"Hub backend {backend!r} is not available; use 'memory'")
         if buffer < 0 or queue < 1:
@@ -143,14 +155,19 @@ class Hub:
         self._cap = max(buffer, queue)  # events held: replay depth and slowest allowed reader
         self._lock = threading.Lock()
         self._log: deque[bytes] = deque()
-        self._first = 1  # sequence number of _log[0]
-        self._next = 1  # sequence number the next event gets
+        if start == "clock":
+            start = time.time_ns() // 1000
+        if not isinstance(start, int) or start < 1:
+            raise ValueError(f"start must be 'clock' or an int >= 1, got {start!r}")
+        self._start = start  # ids below it were never issued by this hub
+        self._first = start  # sequence number of _log[0]
+        self._next = start  # sequence number the next event gets
         self._ids: dict[str, int] = {}  # caller-given id -> sequence number (held events only)
         self._given: dict[int, str] = {}  # sequence number -> caller-given id
         self._subs: set[Subscription] = set()
         # per event loop, the subscribers waiting there (each on its own future)
         self._waiting: dict[asyncio.AbstractEventLoop, dict[Subscription, asyncio.Future[Any]]] = {}
-        self._check_at = 1 + queue  # scan for slow subscribers once _next passes this
+        self._check_at = start + queue  # scan for slow subscribers once _next passes this
         self._dropped = 0
         self._closed = False
         self._cache: tuple[int, int, bytes] = (0, 0, b"")
@@ -247,7 +264,7 @@ class Hub:
                 seq = self._ids.get(last_event_id)
                 if seq is None and last_event_id.isascii() and last_event_id.isdigit():
                     n = int(last_event_id)
-                    seq = n if n < self._next else None
+                    seq = n if self._start - 1 <= n < self._next else None
                 if seq is not None and seq >= self._first - 1:
                     cursor = seq + 1
                 else:
@@ -288,7 +305,7 @@ class Hub:
             return {
                 "subscribers": len(self._subs),
                 "behind": self._next - slowest,
-                "published": self._next - 1,
+                "published": self._next - self._start,
                 "dropped": self._dropped,
                 "buffered": len(self._log),
                 "first_id": self._id_of(self._first) if self._log else None,
