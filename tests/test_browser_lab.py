@@ -128,6 +128,11 @@ KERNEL_READY = """() => {
     && k.connectionStatus === 'connected' && k.status === 'idle';
 }"""
 
+BUSY = """() => {
+  const k = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel;
+  return !!k && k.status === 'busy';
+}"""
+
 RUN_ALL = "() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); return true }"
 
 CELLS = """() => {
@@ -147,16 +152,22 @@ VIEWS = """() => Array.from(document.querySelectorAll('.jp-OutputArea .widget-ht
 def _run_notebook(page: Any, lab: Lab, name: str, dialogs: list[str]) -> list[list[str]]:
     """Open `name`, run all cells, sample live view texts until every cell ran; return samples."""
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-    page.goto(f"{lab.url}/lab/tree/{name}?token={lab.token}", wait_until="domcontentloaded")
+    # ?reset: a fresh workspace, so the notebook asked for is the current widget
+    page.goto(f"{lab.url}/lab/tree/{name}?reset&token={lab.token}", wait_until="domcontentloaded")
     poll(page, KERNEL_READY, timeout=90, interval=0.25)
     page.evaluate(RUN_ALL)
     samples: list[list[str]] = []
-    deadline = time.monotonic() + 150
+    sent, deadline = time.monotonic(), time.monotonic() + 150
     while time.monotonic() < deadline:
         samples.append(page.evaluate(VIEWS))
         cells = page.evaluate(CELLS)
         if cells and all(c["count"] is not None for c in cells):
             break
+        started = any(c["count"] is not None for c in cells) or page.evaluate(BUSY)
+        if not started and time.monotonic() - sent > 15:  # run-all sent too early: send again
+            poll(page, KERNEL_READY, timeout=60, interval=0.25)
+            page.evaluate(RUN_ALL)
+            sent = time.monotonic()
         time.sleep(0.2)
     cells = page.evaluate(CELLS)
     errors = [e for c in cells for e in c["errors"]]
@@ -214,6 +225,10 @@ def test_tutorial_views_finish_in_jupyterlab(lab: Lab, prefix: str, expect: str)
     with browser_page(width=1200, height=900) as page:
         samples = _run_notebook(page, lab, matches[0], dialogs)
         assert expect in " ".join(samples[-1]), samples[-1]
+        page.evaluate(
+            "() => { const v = document.querySelector('.jp-OutputArea .widget-html-content');"
+            " if (v) v.scrollIntoView(); }"
+        )
         screenshot(page, f"lab-{matches[0].removesuffix('.ipynb')}")
     assert dialogs == []
 
