@@ -31,15 +31,15 @@ TARGETS: list[tuple[str, str, str, Callable[[float, float], bool], float]] = [
     ("e2e", "latency_p99_ms_one_process", "p99 latency at 50 ev/s (ms)", operator.lt, 5),
     (
         "fanout",
-        "ratio_vs_per_event_writes_1000",
-        "hub at 1000 subs vs per-event writes",
+        "ratio_at_most_subscribers",
+        "hub vs per-event writes (most subs)",
         operator.ge,
         3,
     ),
     (
         "fanout",
-        "delivered_per_s_1000",
-        "hub delivered ev/s at 1000 subscribers",
+        "delivered_per_s_at_most_subscribers",
+        "hub delivered ev/s (most subs)",
         operator.ge,
         500_000,
     ),
@@ -92,6 +92,7 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     shown = [r for r in rows if r["value"] is not None]
     scores = []
@@ -105,6 +106,8 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     ax.barh([r["what"] for r in shown], scores, color=colours)
     ax.axvline(1.0, color="black", linewidth=1)
     ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}x"))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("measured / target (log; right of the line = target met)")
     ax.invert_yaxis()
     for y, (s, r) in enumerate(zip(scores, shown, strict=True)):
