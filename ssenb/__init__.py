@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .client import EventSource, RetryPolicy
     from .magics import load_ipython_extension, unload_ipython_extension
     from .notebook import DataFrameBatcher, Subscription, collect, watch
-    from .recording import read_jsonl, record, replay, to_parquet
+    from .recording import read_dataset, read_jsonl, record, replay, to_parquet
     from .server import EventStreamResponse, Hub, demo_app, serve
 
 # name -> module that defines it, imported on first attribute access
@@ -44,6 +44,7 @@ _LAZY: dict[str, str] = {
     "collect": "ssenb.notebook",
     "demo_app": "ssenb.server",
     "load_ipython_extension": "ssenb.magics",
+    "read_dataset": "ssenb.recording",
     "read_jsonl": "ssenb.recording",
     "record": "ssenb.recording",
     "replay": "ssenb.recording",
@@ -77,6 +78,7 @@ __all__ = [
     "encode",
     "encode_comment",
     "load_ipython_extension",
+    "read_dataset",
     "read_jsonl",
     "record",
     "replay",

@@ -10,15 +10,19 @@ The package is `ssenb.recording`, not `ssenb.record`: a subpackage named like th
 
 from __future__ import annotations
 
+from ._dataset import DatasetRecorder, jsonl_to_dataset, read_dataset
 from ._flatten import SchemaWarning
 from ._loader import JSONLDecodeError, read_jsonl, to_parquet
 from ._recorder import JSONLRecorder, record
 from ._replay import replay
 
 __all__ = [
+    "DatasetRecorder",
     "JSONLDecodeError",
     "JSONLRecorder",
     "SchemaWarning",
+    "jsonl_to_dataset",
+    "read_dataset",
     "read_jsonl",
     "record",
     "replay",

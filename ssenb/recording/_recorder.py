@@ -23,12 +23,15 @@ import time
 import warnings
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
 from .._models import Event
 from ._consume import consume
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ._dataset import DatasetRecorder
 
 __all__ = ["JSONLRecorder", "record"]
 
@@ -170,17 +173,31 @@ def record(
     *,
     n: int | None = None,
     timeout: float | None = None,
+    format: Literal["jsonl", "parquet"] | None = None,
     **source_kw: Any,
 ) -> int:
     """Record `url` to the JSONL file `path` (appending) until `n` events, `timeout` seconds
     or the end of the stream; blocks and returns the number of events written.
+
+    With `format="parquet"`, or when `path` is an existing directory, it records into a
+    partitioned Parquet dataset there instead (`DatasetRecorder`; read it with
+    `ssenb.read_dataset`). JSONL stays the default for any other path.
 
     Every event received is on disk when this returns or raises: the recorder is flushed on
     the end, on an error (re-raised) and on Ctrl-C (which returns the count with a warning).
     `source_kw` goes to `ssenb.EventSource`. `ssenb.watch(url, record=path)` is the
     background form.
     """
-    with JSONLRecorder(path, source=url) as recorder:
+    if format not in (None, "jsonl", "parquet"):
+        raise ValueError(f"format must be 'jsonl' or 'parquet', not {format!r}")
+    recorder: JSONLRecorder | DatasetRecorder
+    if format == "parquet" or (format is None and Path(path).is_dir()):
+        from ._dataset import DatasetRecorder
+
+        recorder = DatasetRecorder(path, source=url)
+    else:
+        recorder = JSONLRecorder(path, source=url)
+    with recorder:
         try:
             consume(url, recorder.write, n=n, timeout=timeout, **source_kw)
         except KeyboardInterrupt:

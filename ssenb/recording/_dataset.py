@@ -1,0 +1,398 @@
+"""Partitioned Parquet datasets: `DatasetRecorder`, `read_dataset`, `jsonl_to_dataset`.
+
+Why it is shaped like this:
+
+1. Hive-style folders (`date=2026-11-23/hour=23/part-....parquet`) are what pandas, pyarrow
+   datasets, DuckDB (`hive_partitioning=true`) and Polars all understand, and a filter on
+   `date`/`hour` skips whole folders without opening a file.
+2. Files store the recording's envelope (`time` as UTC timestamp, `event`, `id`, `retry`,
+   raw `data`, `source`), so every file has the same schema whatever the payloads are;
+   `data.<key>` columns are parsed on read by `_flatten`, the code `read_jsonl` uses.
+3. A part file is written under a dot-prefixed temp name in its folder (pyarrow ignores
+   dot files, and the name does not end in `.parquet`, so `**/*.parquet` globs skip it), and
+   committed with one `os.replace`: a reader sees a whole file or none. It is committed when
+   the hour changes, at `max_rows`/`max_bytes`, after `max_age` seconds, and on `close()`;
+   a killed recorder leaves only an invisible temp file, losing at most `max_age` seconds.
+4. `write()` appends one tuple to a list (atomic under the GIL, no lock, no clock read); the
+   timer thread turns what is buffered into one row group every `flush_interval` seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from .._models import Event
+from ._flatten import ENVELOPE, envelope_batch, epoch_to_timestamp, flatten_data, to_frame
+from ._loader import JSONLDecodeError, _bad_reason, _chunks, _complete_end, _read_envelope
+
+__all__ = ["DatasetRecorder", "jsonl_to_dataset", "read_dataset"]
+
+Partition = Literal["hour", "size"]
+#: the columns of every part file
+SCHEMA = pa.schema([*ENVELOPE, pa.field("source", pa.string())])
+_ROW_GROUP = 1 << 16
+
+
+def _folder(partition: Partition, seconds: float) -> str:
+    t = time.gmtime(seconds)
+    day = time.strftime("date=%Y-%m-%d", t)
+    return f"{day}/hour={t.tm_hour:02d}" if partition == "hour" else day
+
+
+class _PartWriter:
+    """Tables of rows (float `time` first) into committed part files, one open at a time."""
+
+    def __init__(
+        self,
+        root: Path,
+        partition: Partition,
+        max_rows: int | None,
+        max_bytes: int | None,
+        max_age: float | None,
+    ) -> None:
+        if partition not in ("hour", "size"):
+            raise ValueError(f"partition must be 'hour' or 'size', not {partition!r}")
+        self.root, self.partition = root, partition
+        self.max_rows, self.max_bytes, self.max_age = max_rows, max_bytes, max_age
+        self.files: list[Path] = []  # committed
+        self.rows = 0  # committed rows
+        self._key: int | None = None
+        self._writer: pq.ParquetWriter | None = None
+        self._tmp = self._final = Path()
+        self._opened = 0.0
+        self._open_rows = 0
+        root.mkdir(parents=True, exist_ok=True)
+
+    def _bucket(self, seconds: np.ndarray) -> np.ndarray:
+        return (seconds // (3600 if self.partition == "hour" else 86400)).astype(np.int64)
+
+    def write(self, seconds: pa.Array, rest: list[pa.Array]) -> None:
+        """Append rows (UTC epoch seconds and the other columns), split by hour or day."""
+        keys = self._bucket(np.nan_to_num(seconds.to_numpy(zero_copy_only=False)))
+        cuts = np.flatnonzero(np.diff(keys)) + 1
+        for start, stop in zip([0, *cuts.tolist()], [*cuts.tolist(), len(keys)], strict=True):
+            key = int(keys[start])
+            cols = [epoch_to_timestamp(seconds.slice(start, stop - start))]
+            cols += [c.slice(start, stop - start) for c in rest]
+            self._append(
+                key, pa.Table.from_arrays(cols, schema=SCHEMA), float(seconds[start].as_py() or 0)
+            )
+
+    def _append(self, key: int, table: pa.Table, first: float) -> None:
+        if self._writer is not None and key != self._key:
+            self.commit()
+        while table.num_rows:
+            if self._writer is None:
+                self._open(key, first)
+            room = table.num_rows
+            if self.max_rows:
+                room = min(room, self.max_rows - self._open_rows)
+            assert self._writer is not None
+            self._writer.write_table(table.slice(0, room), row_group_size=_ROW_GROUP)
+            self._open_rows += room
+            table = table.slice(room)
+            if self._full():
+                self.commit()
+
+    def _full(self) -> bool:
+        if self.max_rows and self._open_rows >= self.max_rows:
+            return True
+        if self.max_bytes and self._tmp.stat().st_size >= self.max_bytes:
+            return True
+        return bool(self.max_age) and time.monotonic() - self._opened >= (self.max_age or 0)
+
+    def _open(self, key: int, first: float) -> None:
+        folder = self.root / _folder(self.partition, first)
+        folder.mkdir(parents=True, exist_ok=True)
+        name = f"part-{time.time_ns():x}-{uuid.uuid4().hex[:12]}.parquet"
+        self._final = folder / name
+        self._tmp = folder / f".{name}.tmp"
+        self._writer = pq.ParquetWriter(str(self._tmp), SCHEMA, compression="zstd")
+        self._key, self._opened, self._open_rows = key, time.monotonic(), 0
+
+    def due(self) -> bool:
+        """True when the open file is older than `max_age` (checked by the recorder's timer)."""
+        return self._writer is not None and bool(self.max_age) and self._full()
+
+    def commit(self) -> None:
+        """Close the open file and move it into place with one atomic `os.replace`."""
+        if self._writer is None:
+            return
+        self._writer.close()
+        self._writer = None
+        os.replace(self._tmp, self._final)
+        self.files.append(self._final)
+        self.rows += self._open_rows
+        self._open_rows = 0
+
+    @property
+    def pending(self) -> int:
+        return self._open_rows
+
+
+class DatasetRecorder:
+    """Record events into a Hive-partitioned Parquet dataset folder (see the module doc).
+
+    `partition="hour"` gives `date=YYYY-MM-DD/hour=HH/` folders (by each event's UTC time),
+    `"size"` gives `date=YYYY-MM-DD/` folders; both roll to a new file at `max_rows` rows,
+    about `max_bytes` bytes or `max_age` seconds. Buffered rows become a row group every
+    `flush_interval` seconds. Thread-safe `write()`; context manager; `close()` commits.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        partition: Partition = "hour",
+        max_rows: int | None = 1_000_000,
+        max_bytes: int | None = 128 << 20,
+        max_age: float | None = 60.0,
+        source: str | None = None,
+        flush_interval: float = 1.0,
+    ) -> None:
+        if flush_interval <= 0:
+            raise ValueError(f"flush_interval must be > 0 seconds, not {flush_interval!r}")
+        self.path = Path(path)
+        self.source = source
+        self.flush_interval = flush_interval
+        self._parts = _PartWriter(self.path, partition, max_rows, max_bytes, max_age)
+        self._rows: list[tuple[float, str, str, int | None, str]] = []
+        self._lock = threading.Lock()  # held by flushes only, never by write()
+        self._closing = False
+        self._closed = threading.Event()
+        self._timer = threading.Thread(target=self._tick, name="ssenb-dataset", daemon=True)
+        self._timer.start()
+
+    def _tick(self) -> None:
+        while not self._closed.wait(self.flush_interval):
+            self.flush()
+            with self._lock:
+                if self._parts.due():
+                    self._parts.commit()
+
+    def write(self, event: Event, time: float | None = None) -> None:
+        """Buffer one event (received at `time`, UTC epoch seconds; now by default)."""
+        if self._closing:
+            raise ValueError(f"recorder for {self.path} is closed")
+        self._rows.append(
+            (_now() if time is None else time, event.event, event.id, event.retry, event.data)
+        )
+        if len(self._rows) >= _ROW_GROUP:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write everything buffered as one row group of the open (uncommitted) file."""
+        with self._lock:
+            rows = self._rows
+            n = len(rows)
+            if not n:
+                return
+            batch = rows[:n]  # rows appended meanwhile stay for the next flush
+            del rows[:n]
+            cols = envelope_batch(*zip(*batch, strict=True))
+            seconds = pa.array([r[0] for r in batch], pa.float64())
+            source = pa.array([self.source] * n, pa.string())
+            self._parts.write(seconds, [*cols[1:], source])
+
+    @property
+    def written(self) -> int:
+        """Events written so far (committed, in the open file, or buffered)."""
+        return self._parts.rows + self._parts.pending + len(self._rows)
+
+    @property
+    def files(self) -> list[Path]:
+        """The part files committed so far."""
+        return list(self._parts.files)
+
+    def close(self) -> None:
+        """Flush, commit the open file and stop the timer thread (idempotent)."""
+        self._closing = True
+        self._closed.set()
+        if self._timer is not threading.current_thread():
+            self._timer.join()
+        self.flush()
+        with self._lock:
+            self._parts.commit()
+
+    def __enter__(self) -> DatasetRecorder:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"DatasetRecorder({str(self.path)!r}, written={self.written})"
+
+
+_now = time.time
+_PARTITION_COLUMNS = ("date", "hour")
+
+
+def read_dataset(
+    path: str | os.PathLike[str],
+    *,
+    columns: list[str] | None = None,
+    filters: Any = None,
+    parse_data: bool = True,
+) -> pd.DataFrame:
+    """Load a dataset folder into a DataFrame with `read_jsonl`'s columns (`time`, `event`,
+    `id`, `retry`, `data`, `data.<key>`), reading only the files and columns needed.
+
+    `columns` may name envelope columns, `data.<key>` columns (parsed from `data`) and the
+    partition columns `date`/`hour`. `filters` is a pyarrow expression or a pyarrow/pandas
+    list of `(column, op, value)` tuples over stored columns (`date`, `hour`, `time`,
+    `event`, ...): a filter on `date`/`hour` skips whole folders.
+    """
+    dataset = ds.dataset(str(path), format="parquet", partitioning="hive")
+    expr = pq.filters_to_expression(filters) if isinstance(filters, list) else filters
+    stored = list(ENVELOPE.names)
+    wanted = columns if columns is not None else stored
+    keys = [c for c in wanted if c.startswith("data.")]
+    if keys and not parse_data:
+        raise ValueError(f"{keys[0]!r} needs parse_data=True")
+    need = [c for c in wanted if not c.startswith("data.")]
+    parse = parse_data and (columns is None or bool(keys))
+    if parse:
+        need += [c for c in ("event", "data") if c not in need]
+    if columns is None:
+        need.append("source")
+    table = dataset.to_table(columns=need, filter=expr)
+    out = {name: table.column(name) for name in need}
+    if parse and table.num_rows:
+        for name, arr in flatten_data(out["event"], out["data"]):
+            out[name] = arr
+    order = (
+        [*wanted] if columns is not None else [*stored, *(k for k in out if k.startswith("data."))]
+    )
+    for name in order:
+        if name not in out:  # an asked data.<key> no selected row carries
+            out[name] = pa.nulls(table.num_rows, pa.string())
+    frame = to_frame(pa.table([out[n] for n in order], names=order))
+    if columns is None:
+        frame.attrs["sources"] = [s for s in pc.unique(out["source"]).to_pylist() if s]
+    return frame
+
+
+class _Progress:
+    """Bytes done out of a total: an `ipywidgets.IntProgress` in a kernel, a text bar on
+    stderr otherwise; redrawn at most 10 times a second (a cheap update costs nothing)."""
+
+    def __init__(self, total: int, label: str, enabled: bool) -> None:
+        self.total, self.label, self.done = max(total, 1), label, 0
+        self._last = 0.0
+        self._start = time.monotonic()
+        self._widget: Any = None
+        if not enabled:
+            self.update = lambda n: None  # type: ignore[method-assign]
+            self.close = lambda: None  # type: ignore[method-assign]
+            return
+        if _in_kernel():
+            import ipywidgets
+            from IPython.display import display
+
+            self._widget = ipywidgets.IntProgress(value=0, min=0, max=self.total, description=label)
+            display(self._widget)
+
+    def update(self, n: int) -> None:
+        self.done += n
+        now = time.monotonic()
+        if now - self._last >= 0.1:
+            self._last = now
+            self._draw(now)
+
+    def _draw(self, now: float) -> None:
+        if self._widget is not None:
+            self._widget.value = min(self.done, self.total)
+            return
+        frac = min(self.done / self.total, 1.0)
+        rate = self.done / max(now - self._start, 1e-9) / 1e6
+        bar = "#" * int(frac * 30)
+        sys.stderr.write(
+            f"\r{self.label}: {frac:4.0%} |{bar:<30}| "
+            f"{self.done / 1e6:.1f}/{self.total / 1e6:.1f} MB {rate:.1f} MB/s"
+        )
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        self._draw(time.monotonic())
+        if self._widget is not None:
+            self._widget.bar_style = "success"
+        else:
+            sys.stderr.write("\n")
+
+
+def _in_kernel() -> bool:
+    shell = sys.modules.get("IPython") and sys.modules["IPython"].get_ipython()
+    return shell is not None and hasattr(shell, "kernel")
+
+
+def _tables(path: Path, end: int, progress: _Progress) -> Iterator[pa.Table]:
+    """Envelope tables of `_loader`'s 8 MiB blocks of whole lines, one in memory at a time."""
+    for first, chunk in _chunks(path, end):
+        progress.update(len(chunk))
+        if not chunk.strip():
+            continue
+        try:
+            yield _read_envelope(pa.py_buffer(chunk))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            for number, line in enumerate(chunk.split(b"\n"), first):
+                if (reason := _bad_reason(line)) is not None:
+                    raise JSONLDecodeError(
+                        f"{path}, line {number}: {reason}", path=str(path), line=number
+                    ) from exc
+            raise
+
+
+def jsonl_to_dataset(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    *,
+    partition: Partition = "hour",
+    max_rows: int | None = 1_000_000,
+    max_bytes: int | None = 128 << 20,
+    progress: bool = True,
+) -> int:
+    """Convert a JSONL recording into a dataset folder in bounded memory (8 MiB blocks);
+    returns the rows written. Shows a progress bar (a widget in a kernel) unless
+    `progress=False`. A torn last line is skipped with a warning; a bad line raises
+    `JSONLDecodeError` naming it.
+    """
+    src = Path(src)
+    end = _complete_end(src)
+    parts = _PartWriter(Path(dst), partition, max_rows, max_bytes, None)
+    bar = _Progress(end, f"{src.name} -> dataset", progress)
+    try:
+        for raw in _tables(src, end, bar):
+            seconds = raw.column("time").combine_chunks()
+            rest = [
+                pc.fill_null(raw.column("event"), "message"),
+                pc.fill_null(raw.column("id"), ""),
+                raw.column("retry"),
+                pc.fill_null(raw.column("data"), ""),
+                raw.column("source"),
+            ]
+            parts.write(seconds, [c.combine_chunks() for c in rest])
+    finally:
+        parts.commit()
+        bar.close()
+    return parts.rows
