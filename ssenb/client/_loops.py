@@ -57,6 +57,22 @@ def until_done(events: list[Event], done: str | None) -> tuple[list[Event], bool
     return events[: list(map(_data, events)).index(done)], True
 
 
+def _step(
+    feed: Any, chunk: bytes, done: str | None, plan: StreamPlan
+) -> tuple[list[Event], bool, SSEError | None]:
+    """Parse one read: the events to yield, whether the `done` sentinel ended the stream, and
+    an error to raise once those events are out (an oversized event: nothing before it is lost)."""
+    fatal: SSEError | None = None
+    try:
+        events = feed(chunk)
+    except SSEEventTooLarge as exc:
+        events, fatal = exc.events, plan.too_large(exc)
+    if not events:
+        return events, False, fatal
+    events, finished = until_done(events, done)
+    return events, finished, fatal
+
+
 def _failure(plan: StreamPlan, closer: Closer, exc: httpx.HTTPError) -> SSEError | None:
     """The typed error for an httpx failure: None after close() (end quietly); raised at
     once when it is not a transport problem (too many redirects, a bad gzip body)."""
@@ -106,22 +122,14 @@ def sync_batches(
                         error = _refused(plan, verdict, body)
                     else:
                         for chunk in response.iter_bytes():
-                            try:
-                                events = feed(chunk)
-                            except SSEEventTooLarge as exc:
-                                events, finished = until_done(exc.events, done)
-                                if events:
-                                    yield events
-                                if finished or closer.closed:
-                                    return
-                                raise plan.too_large(exc) from None
+                            events, finished, fatal = _step(feed, chunk, done, plan)
                             if events:
                                 delivered += len(events)
-                                events, finished = until_done(events, done)
-                                if events:
-                                    yield events
-                                if finished or closer.closed:
-                                    return
+                                yield events
+                            if finished or closer.closed:
+                                return
+                            if fatal is not None:
+                                raise fatal
             except httpx.HTTPError as exc:
                 error = _failure(plan, closer, exc)
                 if error is None:
@@ -169,22 +177,14 @@ async def async_batches(
                         error = _refused(plan, verdict, body)
                     else:
                         async for chunk in response.aiter_bytes():
-                            try:
-                                events = feed(chunk)
-                            except SSEEventTooLarge as exc:
-                                events, finished = until_done(exc.events, done)
-                                if events:
-                                    yield events
-                                if finished or closer.closed:
-                                    return
-                                raise plan.too_large(exc) from None
+                            events, finished, fatal = _step(feed, chunk, done, plan)
                             if events:
                                 delivered += len(events)
-                                events, finished = until_done(events, done)
-                                if events:
-                                    yield events
-                                if finished or closer.closed:
-                                    return
+                                yield events
+                            if finished or closer.closed:
+                                return
+                            if fatal is not None:
+                                raise fatal
             except httpx.HTTPError as exc:
                 error = _failure(plan, closer, exc)
                 if error is None:
