@@ -280,3 +280,14 @@ def test_converting_a_big_recording_runs_in_bounded_memory(tmp_path: Path) -> No
     assert count == rows
     size = src.stat().st_size
     assert growth < size / 3, f"RSS grew {growth / 1e6:.0f} MB for {size / 1e6:.0f} MB"
+
+
+def test_bench_dataset_quick_run_prints_its_table(capsys: pytest.CaptureFixture[str]) -> None:
+    """`bench/dataset.py --quick` runs, checks both reads agree, and reports every figure."""
+    from bench import dataset as bench_dataset
+
+    fig = bench_dataset.main(["--quick"])
+    assert fig["events"] == 30_000
+    assert fig["dataset_write_ev_s"] > 0
+    assert fig["read_dataset_hour_2cols_s"] > 0
+    assert "read_dataset one hour, two columns" in capsys.readouterr().out

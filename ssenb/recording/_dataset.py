@@ -37,7 +37,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from .._models import Event
-from ._flatten import ENVELOPE, envelope_batch, epoch_to_timestamp, flatten_data, to_frame
+from ._flatten import ENVELOPE, epoch_to_timestamp, flatten_data, to_frame
 from ._loader import JSONLDecodeError, _bad_reason, _chunks, _complete_end, _read_envelope
 
 __all__ = ["DatasetRecorder", "jsonl_to_dataset", "read_dataset"]
@@ -125,10 +125,6 @@ class _PartWriter:
         self._writer = pq.ParquetWriter(str(self._tmp), SCHEMA, compression="zstd")
         self._key, self._opened, self._open_rows = key, time.monotonic(), 0
 
-    def due(self) -> bool:
-        """True when the open file is older than `max_age` (checked by the recorder's timer)."""
-        return self._writer is not None and bool(self.max_age) and self._full()
-
     def commit(self) -> None:
         """Close the open file and move it into place with one atomic `os.replace`."""
         if self._writer is None:
@@ -139,10 +135,6 @@ class _PartWriter:
         self.files.append(self._final)
         self.rows += self._open_rows
         self._open_rows = 0
-
-    @property
-    def pending(self) -> int:
-        return self._open_rows
 
 
 class DatasetRecorder:
@@ -182,7 +174,7 @@ class DatasetRecorder:
         while not self._closed.wait(self.flush_interval):
             self.flush()
             with self._lock:
-                if self._parts.due():
+                if self._parts._writer is not None and self._parts._full():  # max_age
                     self._parts.commit()
 
     def write(self, event: Event, time: float | None = None) -> None:
@@ -204,15 +196,22 @@ class DatasetRecorder:
                 return
             batch = rows[:n]  # rows appended meanwhile stay for the next flush
             del rows[:n]
-            cols = envelope_batch(*zip(*batch, strict=True))
-            seconds = pa.array([r[0] for r in batch], pa.float64())
-            source = pa.array([self.source] * n, pa.string())
-            self._parts.write(seconds, [*cols[1:], source])
+            times, events, ids, retries, data = zip(*batch, strict=True)
+            self._parts.write(
+                pa.array(times, pa.float64()),
+                [
+                    pa.array(events, pa.string()),
+                    pa.array(ids, pa.string()),
+                    pa.array(retries, pa.int64()),
+                    pa.array(data, pa.string()),
+                    pa.repeat(pa.scalar(self.source, pa.string()), n),
+                ],
+            )
 
     @property
     def written(self) -> int:
         """Events written so far (committed, in the open file, or buffered)."""
-        return self._parts.rows + self._parts.pending + len(self._rows)
+        return self._parts.rows + self._parts._open_rows + len(self._rows)
 
     @property
     def files(self) -> list[Path]:
@@ -245,7 +244,6 @@ class DatasetRecorder:
 
 
 _now = time.time
-_PARTITION_COLUMNS = ("date", "hour")
 
 
 def read_dataset(
