@@ -291,3 +291,23 @@ def test_bench_dataset_quick_run_prints_its_table(capsys: pytest.CaptureFixture[
     assert fig["dataset_write_ev_s"] > 0
     assert fig["read_dataset_hour_2cols_s"] > 0
     assert "read_dataset one hour, two columns" in capsys.readouterr().out
+
+
+def test_an_empty_folder_reads_as_an_empty_frame(tmp_path: Path) -> None:
+    assert list(read_dataset(tmp_path).columns) == ENVELOPE
+    assert len(read_dataset(tmp_path, columns=["id"], filters=[("hour", "=", 3)])) == 0
+
+
+def test_the_text_progress_bar_redraws_at_most_ten_times_a_second(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from ssenb.recording._dataset import _Progress
+
+    bar = _Progress(1_000_000, "x", enabled=True)
+    start = time.monotonic()
+    while time.monotonic() - start < 0.5:
+        bar.update(1)
+    bar.close()
+    err = capsys.readouterr().err
+    assert 2 <= err.count("\r") <= 8  # ~5 redraws in 0.5 s, plus the final one
+    assert err.endswith("\n")

@@ -45,6 +45,7 @@ __all__ = ["DatasetRecorder", "jsonl_to_dataset", "read_dataset"]
 Partition = Literal["hour", "size"]
 #: the columns of every part file
 SCHEMA = pa.schema([*ENVELOPE, pa.field("source", pa.string())])
+_EMPTY = pa.schema([*SCHEMA, ("date", pa.string()), ("hour", pa.int32())])
 _ROW_GROUP = 1 << 16
 
 
@@ -262,6 +263,8 @@ def read_dataset(
     `event`, ...): a filter on `date`/`hour` skips whole folders.
     """
     dataset = ds.dataset(str(path), format="parquet", partitioning="hive")
+    if not dataset.files:  # nothing committed yet: an empty frame, not an Arrow error
+        dataset = ds.dataset(_EMPTY.empty_table())
     expr = pq.filters_to_expression(filters) if isinstance(filters, list) else filters
     stored = list(ENVELOPE.names)
     wanted = columns if columns is not None else stored
