@@ -320,3 +320,35 @@ def test_the_text_progress_bar_redraws_at_most_ten_times_a_second(
     err = capsys.readouterr().err
     assert 2 <= err.count("\r") <= 8  # ~5 redraws in 0.5 s, plus the final one
     assert err.endswith("\n")
+
+
+_KILLED_CHILD = """
+import sys
+from ssenb import Event
+from ssenb.recording import DatasetRecorder
+rec = DatasetRecorder(sys.argv[1], partition="size", max_rows=1000, flush_interval=0.01)
+i = 0
+while True:
+    rec.write(Event(data=str(i), id=str(i)))
+    i += 1
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL")
+def test_a_killed_recorder_leaves_only_whole_committed_files(tmp_path: Path) -> None:
+    """SIGKILL mid-write: every visible file reads whole, in order; the open one stays a
+    hidden temp file that no reader lists."""
+    child = subprocess.Popen([sys.executable, "-c", _KILLED_CHILD, str(tmp_path)])
+    try:
+        deadline = time.monotonic() + 30
+        while len(list(tmp_path.rglob("*.parquet"))) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        child.kill()
+        child.wait()
+    ids = read_dataset(tmp_path, columns=["id"])["id"].astype(int).tolist()
+    assert len(ids) >= 3000
+    assert len(ids) % 1000 == 0
+    assert sorted(ids) == list(range(len(ids)))
+    glob = f"{tmp_path}/**/*.parquet"
+    assert duckdb.sql(f"SELECT count(*) FROM read_parquet('{glob}')").fetchall() == [(len(ids),)]
