@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ("parser", "e2e", "fanout", "data", "widgets")
+SCRIPTS = ("parser", "e2e", "fanout", "data", "dataset", "widgets")
 
 # (script, figure key, what, comparison, target)
 TARGETS: list[tuple[str, str, str, Callable[[float, float], bool], float]] = [

@@ -26,7 +26,7 @@ def test_suite_quick_run_writes_figures_for_every_benchmark(tmp_path: Path) -> N
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     record = json.loads((tmp_path / "latest-quick.json").read_text())
-    assert set(record["figures"]) == {"parser", "e2e", "fanout", "data", "widgets"}
+    assert set(record["figures"]) == {"parser", "e2e", "fanout", "data", "dataset", "widgets"}
     # every figure is measured; memory ratios need full sizes (quick runs are below 1 MB)
     missing = [r["what"] for r in record["targets"] if r["value"] is None]
     assert all("memory" in what for what in missing), missing
