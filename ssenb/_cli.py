@@ -1,6 +1,7 @@
 """The `ssenb` command line: `ssenb serve` (demo producers, foreground) and `ssenb tail URL`.
 
-`serve` runs the same background server as `ssenb.serve()` and waits in the foreground;
+`serve` runs the same background server as `ssenb.serve()` and waits in the foreground
+(`--hub redis://...` puts `/hub` on a Redis stream shared by every such process);
 Ctrl-C (or SIGTERM) stops it cleanly, open streams included. `tail` prints events as they
 arrive with ssenb's own client (reconnects and Last-Event-ID included); `--json` prints
 one JSON object per line for piping into other tools.
@@ -39,6 +40,11 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         help="allow this browser origin (repeatable; off by default)",
     )
+    serve.add_argument(
+        "--hub",
+        metavar="URL",
+        help="back /hub with a shared Redis stream: redis://host:port/db?stream=name",
+    )
     tail = sub.add_parser("tail", help="print the events of an SSE URL as they arrive")
     tail.add_argument("url")
     tail.add_argument("-n", type=int, default=None, help="stop after N events")
@@ -57,6 +63,7 @@ def _serve(
     token: bool = False,
     allowed_hosts: list[str] | None = None,
     cors_origins: list[str] | None = None,
+    hub_url: str | None = None,
 ) -> int:
     from .server import serve
 
@@ -64,7 +71,9 @@ def _serve(
     handler.setLevel(logging.WARNING)
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     try:
+        app = _hub_app(hub_url) if hub_url else None
         server = serve(
+            app,
             host=host,
             port=port,
             name="cli",
@@ -73,7 +82,7 @@ def _serve(
             allowed_hosts=allowed_hosts,
             cors_origins=cors_origins,
         )
-    except (OSError, RuntimeError, ValueError) as exc:
+    except (OSError, RuntimeError, ValueError, ImportError) as exc:
         print(f"ssenb serve: {exc}", file=sys.stderr)
         return 1
     for name in ("uvicorn", "ssenb.server"):
@@ -97,6 +106,25 @@ def _serve(
         for name in ("uvicorn", "ssenb.server"):
             logging.getLogger(name).removeHandler(handler)
         print("ssenb serve: stopped", file=sys.stderr, flush=True)
+
+
+def _hub_app(url: str) -> object:
+    """The demo app with `/hub` on the Redis stream at `url` (checked with a PING)."""
+    import redis
+
+    from .server._demo import demo_app
+    from .server._hub import Hub
+
+    app = demo_app()
+    hub = Hub(backend=url)
+    if hub.backend == "memory":
+        raise ValueError(f"--hub takes a redis:// URL, not {url!r}")
+    try:
+        hub._sync.ping()
+    except redis.RedisError as exc:
+        raise RuntimeError(f"Redis at {url} does not answer: {exc}") from exc
+    app.state.hub = hub
+    return app
 
 
 def _line(event: object, as_json: bool) -> str:
@@ -146,5 +174,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.token,
             args.allowed_host,
             args.cors_origin,
+            args.hub,
         )
     return _tail(args.url, args.n, args.json)

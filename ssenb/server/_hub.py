@@ -36,6 +36,7 @@ from ._response import _event_from_mapping
 __all__ = ["DROP_GRACE", "Hub", "Subscription"]
 
 _BACKENDS = ("memory",)
+_REDIS = ("redis://", "rediss://", "unix://")
 
 
 def _as_event(item: Event | Mapping[str, Any] | str) -> Event:
@@ -135,8 +136,20 @@ class Hub:
     `start=1` gives 1, 2, ... (fine when nothing resumes across restarts).
     `subscribe(last_event_id)` returns a `Subscription` that
     `EventStreamResponse` serves; `response(request)` does both for an endpoint.
-    `backend` selects the store; only "memory" exists for now.
+    `backend` selects the store: "memory", or a `redis://host:port/db?stream=name` URL, which
+    returns a `RedisHub` (`_hub_redis.py`; `buffer` becomes the stream's MAXLEN, ids are the
+    stream's ids, `start` does not apply).
     """
+
+    def __new__(cls, *args: Any, backend: str = "memory", **kwargs: Any) -> Any:
+        if isinstance(backend, str) and backend.startswith(_REDIS):
+            from ._hub_redis import RedisHub
+
+            if kwargs.pop("start", "clock") != "clock":
+                raise ValueError("start does not apply to a Redis hub: ids are stream ids")
+            buffer, queue = kwargs.pop("buffer", 10_000), kwargs.pop("queue", 1_000)
+            return RedisHub(backend, maxlen=buffer, queue=queue, **kwargs)
+        return super().__new__(cls)
 
     def __init__(
         self,
@@ -146,8 +159,10 @@ class Hub:
         backend: str = "memory",
         start: int | str = "clock",
     ):
-        if backend not in _BACKENDS:  # the seam for a shared store (Redis is planned)
-            raise ValueError(f"Hub backend {backend!r} is not available; use 'memory'")
+        if backend not in _BACKENDS:  # redis:// URLs were dispatched in __new__
+            raise ValueError(
+                f"Hub backend {backend!r} is not available; use 'memory' or a redis:// URL"
+            )
         if buffer < 0 or queue < 1:
             raise ValueError(f"need buffer >= 0 and queue >= 1, got {buffer=}, {queue=}")
         self.backend = backend
