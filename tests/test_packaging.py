@@ -29,17 +29,23 @@ def _pyproject_requirements() -> set[str]:
     return {_norm(r) for r in reqs}
 
 
+# conda-forge names that differ from PyPI's for the same package
+CONDA_NAMES = {"redis-py": "redis"}
+
+
 def _environment_requirements() -> set[str]:
     reqs: set[str] = set()
     text = (ROOT / "environment.yml").read_text().split("dependencies:", 1)[1]
     for line in text.splitlines():
-        m = re.match(r"^\s+- (?!pip:)(\S+)\s*$", line)
+        m = re.match(r"^\s+- (?!pip:)(\S+)\s*(#.*)?$", line)
         if (
             m
             and m.group(1) not in ("pip", "-e", ".")
             and not m.group(1).startswith(("python", "-e"))
         ):
-            reqs.add(_norm(m.group(1)))
+            req = _norm(m.group(1))
+            name = req.split(">")[0].split("=")[0].split("<")[0]
+            reqs.add(CONDA_NAMES.get(name, name) + req[len(name) :])
     return reqs
 
 
