@@ -1,7 +1,7 @@
 """Shared fixtures: a real uvicorn server on 127.0.0.1 for any ASGI app.
 
-Streaming tests never use httpx's ASGITransport (it buffers whole responses): they talk to
-uvicorn over loopback, in a daemon thread of the test process, on a socket bound before the
+Streaming tests never use httpx's in-memory ASGI transport (it buffers whole responses): they
+talk to uvicorn over loopback, in a daemon thread of the test process, on a socket bound before the
 server starts (port 0, so parallel runs never collide).
 """
 
