@@ -22,7 +22,7 @@ import time
 from collections import deque
 from collections.abc import Iterable, Mapping
 from itertools import islice
-from typing import Any
+from typing import Any, Self
 
 import orjson
 from starlette.requests import Request
@@ -58,7 +58,27 @@ def _control(event: str, payload: dict[str, Any]) -> bytes:
     return encode(Event(event=event, data=orjson.dumps(payload).decode()))
 
 
-class Subscription:
+class Polling:
+    """Async iteration over `_poll`: each step takes what is pending, or awaits `waiter` (a
+    future armed by `_poll` and settled by the next publish or close). Both hub backends'
+    subscriptions share it."""
+
+    waiter: asyncio.Future[Any] | None
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> list[bytes]:
+        loop = asyncio.get_running_loop()
+        while (taken := self._poll(False, loop)) is None:
+            await self.waiter  # type: ignore[misc]
+        return taken  # type: ignore[return-value]
+
+    def _poll(self, joined: bool, loop: asyncio.AbstractEventLoop) -> list[bytes] | bytes | None:
+        raise NotImplementedError
+
+
+class Subscription(Polling):
     """One subscriber: an async iterator of lists of encoded events (bytes), oldest first.
 
     Each item holds everything pending, so serving it is one write. Ends after `close()`,
@@ -84,15 +104,6 @@ class Subscription:
         """Stop receiving; the iterator ends at its next step."""
         self._closed = True
         self._hub._forget(self)
-
-    def __aiter__(self) -> Subscription:
-        return self
-
-    async def __anext__(self) -> list[bytes]:
-        loop = asyncio.get_running_loop()
-        while (taken := self._poll(False, loop)) is None:
-            await self.waiter  # type: ignore[misc]
-        return taken  # type: ignore[return-value]
 
     def _poll(self, joined: bool, loop: asyncio.AbstractEventLoop) -> list[bytes] | bytes | None:
         """Take everything pending (joined: as one bytes); None when there is nothing yet,

@@ -32,7 +32,7 @@ from starlette.responses import Response
 
 from .._encoder import encode
 from .._models import Event
-from ._hub import _as_event, _control, _plain
+from ._hub import Polling, _as_event, _control, _plain
 from ._hub_response import HubResponse
 
 __all__ = ["DEFAULT_STREAM", "RedisHub", "RedisSubscription", "split_url"]
@@ -75,7 +75,7 @@ def _error(message: str, last_event_id: str) -> bytes:
     return _control("error", {**info, "last_event_id": last_event_id})
 
 
-class RedisSubscription:
+class RedisSubscription(Polling):
     """One subscriber reading the stream with `XREAD BLOCK` from the id it holds.
 
     Same protocol as `Subscription`: an async iterator of lists of encoded events, and the
@@ -117,15 +117,6 @@ class RedisSubscription:
                     loop.call_soon_threadsafe(task.cancel)
             except RuntimeError:  # its loop is closed
                 pass
-
-    def __aiter__(self) -> RedisSubscription:
-        return self
-
-    async def __anext__(self) -> list[bytes]:
-        loop = asyncio.get_running_loop()
-        while (taken := self._poll(False, loop)) is None:
-            await self.waiter  # type: ignore[misc]
-        return taken  # type: ignore[return-value]
 
     def _poll(self, joined: bool, loop: asyncio.AbstractEventLoop) -> list[bytes] | bytes | None:
         if self._task is None and not self._closed:
