@@ -8,21 +8,14 @@ Skipped when `redis-server` is not installed, except on CI (`CI` set), where tha
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-import socket
-import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 import pytest
+from _redis import RedisProc, own_redis, redis_server, require_redis_server, serve_process
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -33,72 +26,9 @@ from ssenb import Event, EventParser, Hub
 from ssenb.server import ServerHandle
 from ssenb.server._hub_redis import RedisHub
 
-pytest.importorskip("redis")
-REDIS_SERVER = shutil.which("redis-server")
-if REDIS_SERVER is None:
-    if os.environ.get("CI"):
-        pytest.fail("redis-server is not installed (CI installs it: .ci/run)", pytrace=False)
-    pytest.skip("redis-server is not installed", allow_module_level=True)
+__all__ = ["own_redis", "redis_server"]  # fixtures
 
-
-class RedisProc:
-    """A throwaway `redis-server` on 127.0.0.1 (no persistence), restartable on its port."""
-
-    def __init__(self, workdir: Path) -> None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.workdir = workdir
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def url(self, stream: str) -> str:
-        return f"redis://127.0.0.1:{self.port}/0?stream={stream}"
-
-    def start(self) -> None:
-        args = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                "--appendonly", "no", "--maxclients", "4000"]  # fmt: skip
-        self.proc = subprocess.Popen(args, cwd=self.workdir, stdout=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
-            except OSError:
-                assert self.proc.poll() is None, "redis-server exited"
-                assert time.monotonic() < deadline, "redis-server did not start"
-                time.sleep(0.02)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProc]:
-    server = RedisProc(tmp_path_factory.mktemp("redis"))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisProc]:
-    """A redis-server of this test's own (the test stops and restarts it)."""
-    server = RedisProc(tmp_path)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-def _hub(server: RedisProc, **kwargs: Any) -> RedisHub:
-    hub = Hub(backend=server.url(f"t-{uuid.uuid4().hex[:8]}"), **kwargs)
-    assert isinstance(hub, RedisHub)
-    return hub
+require_redis_server()
 
 
 def _serve(hub: Any) -> ServerHandle:
@@ -161,7 +91,7 @@ def test_start_does_not_apply_to_redis() -> None:
     ids=["str-is-data", "dict-is-json", "event-type", "multiline", "retry"],
 )
 def test_ids_are_redis_stream_ids(redis_server: RedisProc, item: Any, wire: str) -> None:
-    hub = _hub(redis_server)
+    hub = redis_server.hub()
 
     async def run() -> list[bytes]:
         sub = hub.subscribe()
@@ -179,7 +109,7 @@ def test_ids_are_redis_stream_ids(redis_server: RedisProc, item: Any, wire: str)
 
 
 def test_served_stream_resumes_exactly_with_last_event_id(redis_server: RedisProc) -> None:
-    hub = _hub(redis_server)
+    hub = redis_server.hub()
     ids = hub.publish_many([f"e{i}" for i in range(10)])
     with _serve(hub) as handle:
         url = handle.url + "/hub"
@@ -197,7 +127,7 @@ def test_served_stream_resumes_exactly_with_last_event_id(redis_server: RedisPro
 def test_resume_that_cannot_be_exact_gets_a_gap_event(
     redis_server: RedisProc, resume: str, reason: str
 ) -> None:
-    hub = _hub(redis_server, buffer=100, queue=10)
+    hub = redis_server.hub(buffer=100, queue=10)
     ids = hub.publish_many([str(i) for i in range(1000)])  # MAXLEN ~ 100 trims the oldest
     held = hub._sync.xlen(hub.stream)
     assert held < 1000
@@ -212,33 +142,8 @@ def test_resume_that_cannot_be_exact_gets_a_gap_event(
     hub.close()
 
 
-def test_a_subscriber_overtaken_by_trimming_gets_a_gap_event(redis_server: RedisProc) -> None:
-    hub = _hub(redis_server, buffer=10, queue=10)
-
-    async def run() -> list[bytes]:
-        sub = hub.subscribe()
-        first = asyncio.ensure_future(anext(sub))
-        await asyncio.sleep(0.2)
-        await asyncio.to_thread(hub.publish, "first")
-        taken = await asyncio.wait_for(first, 5)
-        await asyncio.to_thread(hub.publish, "second")
-        await asyncio.sleep(0.2)  # read, but not taken yet: the reader waits for the consumer
-        await asyncio.to_thread(hub.publish_many, [str(i) for i in range(500)])
-        return taken + await anext(sub) + await asyncio.wait_for(anext(sub), 5)
-
-    got = asyncio.run(run())
-    assert got[0].endswith(b"data: first\n\n")
-    assert got[1].endswith(b"data: second\n\n")
-    assert got[2].startswith(b"event: gap\n")
-    assert b'"reason":"evicted"' in got[2]
-    held = [int(chunk.rsplit(b"data: ", 1)[1]) for chunk in got[3:]]
-    assert len(held) == 10  # then one batch (queue=10) from the oldest held entry, in order
-    assert held == list(range(held[0], held[0] + 10))
-    hub.close()
-
-
 def test_close_ends_subscribers_and_refuses_publishing(redis_server: RedisProc) -> None:
-    hub = _hub(redis_server)
+    hub = redis_server.hub()
 
     async def run() -> list[list[bytes]]:
         sub = hub.subscribe()
@@ -275,34 +180,8 @@ def test_a_client_moving_to_the_other_server_loses_and_repeats_nothing(
         hub.close()
 
 
-@contextmanager
-def serve_process(hub_url: str) -> Iterator[str]:
-    """`ssenb serve --port 0 --hub URL` as a child process; yields its base URL."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ssenb", "serve", "--port", "0", "--hub", hub_url],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        banner = proc.stdout.readline()
-        assert " at " in banner, proc.stderr.read() if proc.stderr else banner
-        yield banner.split(" at ")[1].split()[0].rstrip("/")
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        for pipe in (proc.stdout, proc.stderr):
-            if pipe is not None:
-                pipe.close()
-
-
 def test_two_processes_serve_one_stream_and_resume_across_them(redis_server: RedisProc) -> None:
-    hub_url = redis_server.url(f"t-{uuid.uuid4().hex[:8]}")
+    hub_url = redis_server.url()
     publisher = Hub(backend=hub_url)
     with serve_process(hub_url) as a, serve_process(hub_url) as b:
         ids = [httpx.post(a + "/hub", json={"n": i}).json()["id"] for i in range(5)]
@@ -317,7 +196,7 @@ def test_two_processes_serve_one_stream_and_resume_across_them(redis_server: Red
 
 
 def test_a_redis_restart_mid_stream_is_reported_never_silent(own_redis: RedisProc) -> None:
-    hub = _hub(own_redis)
+    hub = own_redis.hub()
     with _serve(hub) as handle:
         url = handle.url + "/hub"
         ids = hub.publish_many(["before-1", "before-2"])
