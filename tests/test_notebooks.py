@@ -8,6 +8,7 @@ whole-notebook bound, and must leave no kernel process, server thread or listeni
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -61,10 +62,21 @@ def _listening_ports(pid: int) -> set[int]:
     return ports
 
 
+def _requires(path: Path) -> None:
+    """Skip a notebook whose service is missing; on CI (`CI` set) fail: `.ci/run` installs it."""
+    if path.stem == "15_hub_redis" and not (
+        shutil.which("redis-server") or os.environ.get("REDIS_URL")
+    ):
+        if os.environ.get("CI"):
+            pytest.fail("redis-server is not installed (CI installs it: .ci/run)", pytrace=False)
+        pytest.skip("needs redis-server on PATH or REDIS_URL")
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_runs_top_to_bottom(path: Path, tmp_path: Path) -> None:
+    _requires(path)
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(
         nb,
