@@ -395,4 +395,3 @@ def test_stopping_the_server_ends_hub_streams_at_once() -> None:
         events = reader.to_end()  # the body ends cleanly: no hang, no error event
     assert events == [Event(data="before stop", id="1")]
     assert time.monotonic() - started < 5 * 1.0
-

@@ -108,6 +108,19 @@ def test_ids_are_redis_stream_ids(redis_server: RedisProc, item: Any, wire: str)
     hub.close()
 
 
+@pytest.mark.parametrize("n", [1, 999, 2_500], ids=["one", "one-call", "three-calls"])
+def test_publish_many_returns_every_id_in_stream_order(redis_server: RedisProc, n: int) -> None:
+    hub = redis_server.hub(buffer=100_000)
+    events = [Event(event="e" if i % 2 else "message", data=str(i)) for i in range(n)]
+    ids = hub.publish_many(events)
+    stored = hub._sync.xrange(hub.stream)
+    assert ids == [eid.decode() for eid, _ in stored]
+    assert [fields[b"d"].decode() for _, fields in stored] == [str(i) for i in range(n)]
+    assert [fields.get(b"e") for _, fields in stored][:2] == [None, b"e"][: min(n, 2)]
+    assert hub.stats["published"] == n
+    hub.close()
+
+
 def test_served_stream_resumes_exactly_with_last_event_id(redis_server: RedisProc) -> None:
     hub = redis_server.hub()
     ids = hub.publish_many([f"e{i}" for i in range(10)])

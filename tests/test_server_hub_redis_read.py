@@ -7,14 +7,20 @@ get every event exactly once, also when they all move to the other process mid-s
 from __future__ import annotations
 
 import asyncio
-import itertools
 import resource
 import time
+import uuid
 from typing import Any
 
+import httpx
 import pytest
 from _redis import RedisProc, redis_server, require_redis_server, serve_process
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
+import ssenb
 from ssenb import EventParser, Hub
 from ssenb.server._hub_redis import _POOL
 from ssenb.server._hub_redis_read import RedisSubscription, _Tail
@@ -94,6 +100,39 @@ def test_subscribers_in_one_process_share_one_blocking_read(redis_server: RedisP
     hub.close()
 
 
+def test_open_fixes_the_position_before_anything_is_read(redis_server: RedisProc) -> None:
+    hub = redis_server.hub()
+    before = hub.publish("before")
+
+    async def run() -> list[bytes]:
+        sub = hub.subscribe()
+        await sub.open()  # what a response awaits before its headers go out
+        assert sub.last_event_id == before
+        await asyncio.to_thread(hub.publish, "after")
+        return await asyncio.wait_for(anext(sub), 5)
+
+    assert _data(asyncio.run(run())) == ["after"]
+    hub.close()
+
+
+def test_what_is_published_once_the_client_has_the_headers_reaches_it(
+    redis_server: RedisProc,
+) -> None:
+    hubs = [redis_server.hub() for _ in range(10)]  # fresh: no shared read yet, a round trip
+
+    async def endpoint(request: Request) -> Response:
+        return hubs[int(request.path_params["k"])].response(request)
+
+    app = Starlette(routes=[Route("/hub/{k}", endpoint)])
+    with ssenb.serve(app, name=f"rh-{uuid.uuid4()}") as handle, httpx.Client(timeout=10) as c:
+        for k, hub in enumerate(hubs):
+            with c.stream("GET", f"{handle.url}/hub/{k}") as response:
+                eid = hub.publish(f"r{k}")
+                events = EventParser().feed(next(response.iter_raw()))
+            assert [(e.id, e.data) for e in events] == [(eid, f"r{k}")]
+            hub.close()
+
+
 def test_a_slow_subscriber_holds_a_bounded_backlog_then_gets_a_gap_event(
     redis_server: RedisProc,
 ) -> None:
@@ -122,11 +161,11 @@ def test_a_slow_subscriber_holds_a_bounded_backlog_then_gets_a_gap_event(
         else:
             runs[-1].append(int(chunk.rsplit(b"data: ", 1)[1]))
     assert len(runs) >= 2  # the trimming passed it: reported, not silent
-    assert (runs[0] or [0])[0] == 0
-    assert runs[-1][-1] == 499
-    for earlier, later in itertools.pairwise(runs):
-        assert later[0] > earlier[-1]  # nothing twice
-    for run_ in runs:
+    numbers = [i for run_ in runs for i in run_]
+    assert numbers == sorted(set(numbers))  # in order, nothing twice
+    assert numbers[-1] == 499
+    assert runs[0] == list(range(len(runs[0])))  # before a gap: from the first, no hole
+    for run_ in filter(None, runs[1:]):
         assert run_ == list(range(run_[0], run_[0] + len(run_)))  # nothing skipped silently
     hub.close()
 

@@ -74,6 +74,10 @@ class Polling:
             await self.waiter  # type: ignore[misc]
         return taken  # type: ignore[return-value]
 
+    async def open(self) -> None:
+        """Awaited before the response headers go out: the subscriber's position is fixed
+        once it returns (the memory hub fixes it at subscribe time)."""
+
     def _poll(self, joined: bool, loop: asyncio.AbstractEventLoop) -> list[bytes] | bytes | None:
         raise NotImplementedError
 

@@ -183,6 +183,7 @@ class RedisSubscription(Polling):
         self._tail: _Tail | None = None  # set while live on the shared read
         self._skip: tuple[int, int] | None = None  # joined ahead of the tail: skip up to this
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._positioned: asyncio.Future[None] | None = None  # settled once the start is known
         self.dropped = False
         self._on_drop: Any = None
         self.waiter: asyncio.Future[Any] | None = None
@@ -206,10 +207,22 @@ class RedisSubscription(Polling):
             except RuntimeError:  # its loop is closed
                 pass
 
-    def _poll(self, joined: bool, loop: asyncio.AbstractEventLoop) -> list[bytes] | bytes | None:
+    async def open(self) -> None:
+        """Take the position now: a response awaits this before its headers go out, so
+        whatever is published once a client has the headers reaches it (as with the memory
+        hub, whose position is taken at subscribe time)."""
+        self._begin(asyncio.get_running_loop())
+        if self._positioned is not None:
+            await asyncio.shield(self._positioned)
+
+    def _begin(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._task is None and not self._closed:
             self._loop, self._wake = loop, asyncio.Event()
+            self._positioned = loop.create_future()
             self._task = loop.create_task(self._read(), name="ssenb-redis-subscriber")
+
+    def _poll(self, joined: bool, loop: asyncio.AbstractEventLoop) -> list[bytes] | bytes | None:
+        self._begin(loop)
         if self._pending:
             parts, whole, self._pending, self._joined = self._pending, self._joined, [], None
             if self._tail is None:  # the reader waits for this to read on
@@ -262,10 +275,11 @@ class RedisSubscription(Polling):
             client = hub._client_for(loop)
             tail = hub._tail_for(loop)
             if self._resume is None:  # live from now: join the tail (no round trip if it runs)
-                self._cursor = tail.cursor or await self._start(client)
+                self._cursor = tail.cursor or await asyncio.shield(self._start(client))
                 tail.attach(self)
             else:
-                self._cursor = await self._start(client)
+                self._cursor = await asyncio.shield(self._start(client))
+            self._settle()
             while not (self._closed or self._failed or hub._closed):
                 if self._pending or self._tail is not None:  # consumer behind, or live
                     wake.clear()
@@ -285,6 +299,11 @@ class RedisSubscription(Polling):
                 self._tail.detach(self)
             self._ended = True
             self._push([])
+            self._settle()
+
+    def _settle(self) -> None:
+        if self._positioned is not None and not self._positioned.done():
+            self._positioned.set_result(None)
 
     async def _start(self, client: aredis.Redis) -> str:
         """The id to read after; queues a `gap` event when the resume id cannot be exact."""

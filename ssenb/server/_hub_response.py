@@ -56,6 +56,7 @@ class HubResponse(EventStreamResponse):
         if sub.dropped:
             loop.call_later(DROP_GRACE, fire)
         try:
+            await sub.open()  # the position is fixed before the client sees the headers
             await send({"type": "http.response.start", "status": self.status_code,
                         "headers": self.raw_headers})  # fmt: skip
             await self._serve(send, pipe)
