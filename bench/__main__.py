@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ("parser", "e2e", "fanout", "data", "dataset", "widgets")
+SCRIPTS = ("parser", "e2e", "fanout", "hub_redis", "data", "dataset", "widgets")
 
 # (script, figure key, what, comparison, target)
 TARGETS: list[tuple[str, str, str, Callable[[float, float], bool], float]] = [
@@ -42,6 +42,13 @@ TARGETS: list[tuple[str, str, str, Callable[[float, float], bool], float]] = [
         "hub delivered ev/s (most subs)",
         operator.ge,
         500_000,
+    ),
+    (
+        "hub_redis",
+        "redis_vs_memory_at_most_subscribers",
+        "hub on Redis / hub in process, ev/s (most subs)",
+        operator.ge,
+        0.5,
     ),
     ("data", "speed_read_jsonl_raw", "read_jsonl (raw) vs pandas.read_json", operator.ge, 6),
     ("data", "speed_read_jsonl_parsed", "read_jsonl (parsed) vs pandas.read_json", operator.ge, 3),
@@ -72,6 +79,11 @@ def run(name: str, quick: bool, out: Path) -> dict[str, Any] | None:
         figures["most_subscribers"] = top["subscribers"]
         figures["ratio_at_most_subscribers"] = top["ratio"]
         figures["delivered_per_s_at_most_subscribers"] = top["hub"]["delivered_per_s"]
+    if name == "hub_redis":
+        top = max(figures["rows"], key=lambda r: r["subscribers"])
+        figures["most_subscribers"] = top["subscribers"]
+        figures["redis_vs_memory_at_most_subscribers"] = top["ratio"]
+        figures["redis_delivered_per_s_at_most_subscribers"] = top["redis"]["delivered_per_s"]
     return figures
 
 

@@ -170,8 +170,12 @@ class Sub(asyncio.Protocol):
             self.raw.clear()
             self.connected.set_result(head.startswith(b"HTTP/1.1 200"))
             data = rest
+        self.take(self.parser.feed(self._dechunk(data)))
+
+    def take(self, events: list[Any]) -> None:
+        """Count and check parsed events (ids 1, 2, ...; bench/hub_redis.py overrides it)."""
         box, expect = self.box, self.expect
-        for event in self.parser.feed(self._dechunk(data)):
+        for event in events:
             if event.event != "message":
                 self.dropped += 1
                 continue
@@ -187,7 +191,7 @@ def _quantile(ordered: list[float], q: float) -> float | None:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1e3 if ordered else None
 
 
-async def subscribers(url: str, n: int, progress_path: str) -> None:
+async def subscribers(url: str, n: int, progress_path: str, sub_class: type[Sub] = Sub) -> None:
     _raise_open_files(n + 100)
     host, port = url.removeprefix("http://").split(":")
     loop = asyncio.get_running_loop()
@@ -197,7 +201,7 @@ async def subscribers(url: str, n: int, progress_path: str) -> None:
 
     async def connect() -> tuple[Any, Sub]:
         async with gate:
-            factory = lambda: Sub(box, request)  # noqa: E731
+            factory = lambda: sub_class(box, request)  # noqa: E731
             transport, sub = await loop.create_connection(factory, host, int(port))
             assert await sub.connected, "subscription refused"
             return transport, sub
@@ -228,6 +232,7 @@ async def subscribers(url: str, n: int, progress_path: str) -> None:
             report = {
                 "done_at": time.time(),
                 "complete": all(s.expect > last for _, s in conns),
+                "slowest": min(s.expect for _, s in conns) - 1,
                 "errors": sum(s.errors for _, s in conns),
                 "dropped": sum(s.dropped for _, s in conns),
                 "p50_ms": _quantile(delays, 0.5),
@@ -242,9 +247,14 @@ async def subscribers(url: str, n: int, progress_path: str) -> None:
 # -- the publisher's side -----------------------------------------------------------------------
 
 
-def run(kind: str, n: int, seconds: float, latency_seconds: float) -> dict[str, Any]:
-    """One hub, n subscribers: flat-out delivery rate, then latency at 50 events/s."""
-    hub = HUBS[kind]()
+def run(
+    kind: str, n: int, seconds: float, latency_seconds: float,
+    hubs: dict[str, Any] = HUBS, child_script: str = __file__,
+) -> dict[str, Any]:  # fmt: skip
+    """One hub, n subscribers: flat-out delivery rate, then latency at 50 events/s.
+    (`hubs` and `child_script`, whose `--subscribers` mode runs them, let bench/hub_redis.py
+    measure other hubs with the same harness.)"""
+    hub = hubs[kind]()
     app = Starlette(routes=[Route("/sub", hub.endpoint)])
     with (
         ssenb.serve(app, name=f"fanout-{uuid.uuid4()}") as handle,
@@ -254,7 +264,7 @@ def run(kind: str, n: int, seconds: float, latency_seconds: float) -> dict[str, 
         shared.flush()
         progress = mmap.mmap(shared.fileno(), 8)
         child = subprocess.Popen(
-            [sys.executable, __file__, "--subscribers", handle.url, str(n), shared.name],
+            [sys.executable, child_script, "--subscribers", handle.url, str(n), shared.name],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
