@@ -254,7 +254,11 @@ class StreamPlan:
         parser.close()
         if parser.retry is not None:
             self.server_retry = parser.retry
-        progressed = delivered > 0 or parser.last_event_id != self._start_id
+        # progress: the id moved on; or, on a stream without ids, any event. On a stream with
+        # ids, id-less events alone (a hub's `error` event each time, say) are no progress, so
+        # a server that only reports failure cannot keep the retry count at zero
+        moved = parser.last_event_id != self._start_id
+        progressed = moved or (delivered > 0 and not parser.last_event_id)
         if parser.retry is not None or parser.last_event_id != self._start_id:
             self.resumable = True
         if progressed:
