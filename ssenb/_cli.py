@@ -118,11 +118,11 @@ def _hub_app(url: str) -> object:
     app = demo_app()
     hub = Hub(backend=url)
     if hub.backend == "memory":
-        raise ValueError(f"--hub takes a redis:// URL, not {url!r}")
+        raise ValueError(f"--hub takes a redis:// URL, not {url.split('@')[-1]!r}")
     try:
         hub._sync.ping()
     except redis.RedisError as exc:
-        raise RuntimeError(f"Redis at {url} does not answer: {exc}") from exc
+        raise RuntimeError(f"Redis at {hub.url} does not answer: {exc}") from exc
     app.state.hub = hub
     return app
 

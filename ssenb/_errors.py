@@ -6,7 +6,8 @@
     ├── SSEEventTooLarge          one event grew past max_event_bytes (also a ValueError)
     ├── SSEIdleTimeout            no bytes (not even a heartbeat) within idle_timeout
     ├── SSERetriesExhausted       max_retries consecutive failed attempts; cause chained
-    └── SSEEncodeError            encode() refused a field that would corrupt the stream
+    ├── SSEEncodeError            encode() refused a field that would corrupt the stream
+    └── SSEHubUnavailable         a hub's store (Redis) failed a publish; `added` says what landed
 
 Context travels with the error so a notebook user can see what the server said without
 re-running anything: `err.status`, `err.headers`, `err.body` (the first bytes, decoded),
@@ -25,6 +26,7 @@ __all__ = [
     "SSEEncodeError",
     "SSEError",
     "SSEEventTooLarge",
+    "SSEHubUnavailable",
     "SSEIdleTimeout",
     "SSERetriesExhausted",
     "SSEStatusError",
@@ -94,3 +96,13 @@ class SSERetriesExhausted(SSEError):
 
 class SSEEncodeError(SSEError, ValueError):
     """`encode()` refused a field: a newline in `event`/`id`, NUL in `id`, or a bad `retry`."""
+
+
+class SSEHubUnavailable(SSEError, ConnectionError):
+    """A hub's store (Redis) did not take a publish. `added` lists the ids of the events that
+    were stored before the failure (a `publish_many` of more than one batch can land in
+    part), `last_event_id` the last of them; `url` names the store, password hidden."""
+
+    def __init__(self, message: str, *, added: Sequence[str] = (), **context: Any) -> None:
+        super().__init__(message, **context)
+        self.added: list[str] = list(added)

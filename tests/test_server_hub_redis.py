@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+import redis
 from _redis import RedisProc, own_redis, redis_server, require_redis_server, serve_process
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -118,6 +119,44 @@ def test_publish_many_returns_every_id_in_stream_order(redis_server: RedisProc, 
     assert [fields[b"d"].decode() for _, fields in stored] == [str(i) for i in range(n)]
     assert [fields.get(b"e") for _, fields in stored][:2] == [None, b"e"][: min(n, 2)]
     assert hub.stats["published"] == n
+    hub.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://:s3cret@127.0.0.1:1/0", "redis://:***@127.0.0.1:1/0"),
+        ("redis://me:s3cret@127.0.0.1:1/2?stream=s", "redis://me:***@127.0.0.1:1/2?stream=s"),
+        ("redis://127.0.0.1:1/0?stream=s", "redis://127.0.0.1:1/0?stream=s"),
+    ],
+    ids=["password", "user-and-password", "no-password"],
+)
+def test_the_password_never_shows(url: str, shown: str) -> None:
+    hub = Hub(backend=url)
+    assert (hub.url, hub.backend) == (shown, shown)
+    with pytest.raises(ssenb.SSEHubUnavailable) as info:  # nothing listens on port 1
+        hub.publish("x")
+    assert "s3cret" not in f"{info.value} {info.value.url} {hub!r}"
+    hub.close()
+
+
+def test_a_publish_redis_does_not_take_raises_a_typed_error(own_redis: RedisProc) -> None:
+    hub = own_redis.hub()
+    first = hub.publish("stored")
+    own_redis.stop()
+    with pytest.raises(ssenb.SSEHubUnavailable) as info:
+        hub.publish_many(["a", "b"])
+    err = info.value
+    assert isinstance(err, ssenb.SSEError)
+    assert isinstance(err, ConnectionError)
+    assert hub.stream in err.message
+    assert "nothing stored" in err.message
+    assert (err.added, err.last_event_id) == ([], "")
+    assert isinstance(err.__cause__, redis.RedisError)
+    with pytest.raises(ssenb.SSEHubUnavailable):
+        _ = hub.stats
+    own_redis.start()
+    assert hub.publish("again") > first  # the same hub goes on once Redis is back
     hub.close()
 
 

@@ -30,12 +30,13 @@ from redis.retry import Retry
 from starlette.requests import Request
 from starlette.responses import Response
 
+from .._errors import SSEHubUnavailable
 from .._models import Event
 from ._hub import _as_event
 from ._hub_redis_read import BLOCK_MS, RedisSubscription, _Tail, parse_info
 from ._hub_response import HubResponse
 
-__all__ = ["DEFAULT_STREAM", "RedisHub", "RedisSubscription", "split_url"]
+__all__ = ["DEFAULT_STREAM", "RedisHub", "RedisSubscription", "redact", "split_url"]
 
 DEFAULT_STREAM = "ssenb:hub"
 _POOL = 32  # Redis connections per event loop: the tail's blocking read plus short reads
@@ -53,6 +54,16 @@ end
 return ids
 """
 _TIMEOUT = 10.0  # seconds a Redis reply (beyond a blocking read's own wait) may take
+
+
+def redact(url: str) -> str:
+    """`url` with its password (if any) shown as ***: what reprs, errors and logs print."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 def split_url(url: str) -> tuple[str, str]:
@@ -78,10 +89,10 @@ class RedisHub:
     ) -> None:
         if maxlen < 0 or queue < 1:
             raise ValueError(f"need maxlen >= 0 and queue >= 1, got {maxlen=}, {queue=}")
-        self.url = url
+        self.url = redact(url)  # the password stays in the clients only
         client_url, default_stream = split_url(url)
         self.stream = stream or default_stream
-        self.backend = url
+        self.backend = self.url
         self.buffer = max(maxlen, queue)
         self._count = queue
         self._client_url = client_url
@@ -109,16 +120,26 @@ class RedisHub:
         if self._closed:
             raise RuntimeError("publish() on a closed Hub")
         ids: list[str] = []
-        for start in range(0, len(items), _BATCH):
-            args: list[str | int] = [self.buffer]
-            for etype, data, _eid, retry in items[start : start + _BATCH]:
-                fields: list[str | int] = ["d", data]
-                if etype != "message":
-                    fields += ["e", etype]
-                if retry is not None:
-                    fields += ["r", retry]
-                args += [len(fields), *fields]
-            ids += [i.decode() for i in self._xadd_many(keys=[self.stream], args=args)]
+        try:
+            for start in range(0, len(items), _BATCH):
+                args: list[str | int] = [self.buffer]
+                for etype, data, _eid, retry in items[start : start + _BATCH]:
+                    fields: list[str | int] = ["d", data]
+                    if etype != "message":
+                        fields += ["e", etype]
+                    if retry is not None:
+                        fields += ["r", retry]
+                    args += [len(fields), *fields]
+                ids += [i.decode() for i in self._xadd_many(keys=[self.stream], args=args)]
+        except (redis.RedisError, OSError) as exc:
+            with self._lock:
+                self._published += len(ids)
+            landed = f"{len(ids)} of {len(items)} events were stored" if ids else "nothing stored"
+            raise SSEHubUnavailable(
+                f"Redis stream {self.stream!r} did not take the publish ({type(exc).__name__}:"
+                f" {exc}); {landed}",
+                url=self.url, last_event_id=ids[-1] if ids else "", added=ids,
+            ) from exc  # fmt: skip
         with self._lock:
             self._published += len(ids)
         return ids
@@ -147,7 +168,11 @@ class RedisHub:
     @property
     def stats(self) -> dict[str, Any]:
         """Local subscribers and publishes, and what the stream holds (one XINFO call)."""
-        info = parse_info(_xinfo(self._sync, self.stream))
+        try:
+            info = parse_info(_xinfo(self._sync, self.stream))
+        except (redis.RedisError, OSError) as exc:
+            message = f"Redis stream {self.stream!r} unavailable ({type(exc).__name__}: {exc})"
+            raise SSEHubUnavailable(message, url=self.url) from exc
         with self._lock:
             return {
                 "subscribers": len(self._subs),
