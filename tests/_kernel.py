@@ -33,8 +33,16 @@ class Kernel:
         self.client.start_channels()
         self.client.wait_for_ready(timeout=60)
 
-    def run(self, code: str, timeout: float = 60.0) -> Reply:
-        msg_id = self.client.execute(code)
+    def run(self, code: str, timeout: float = 60.0, cell_id: str | None = None) -> Reply:
+        """Execute `code`; `cell_id` is sent in the request's metadata as JupyterLab does."""
+        if cell_id is None:
+            msg_id = self.client.execute(code)
+        else:
+            content = {"code": code, "silent": False, "store_history": True,
+                       "user_expressions": {}, "allow_stdin": False}  # fmt: skip
+            msg = self.client.session.msg("execute_request", content, metadata={"cellId": cell_id})
+            self.client.shell_channel.send(msg)
+            msg_id = msg["header"]["msg_id"]
         reply = Reply(status="?")
         while True:
             try:
@@ -63,9 +71,9 @@ class Kernel:
             reply.error = shell["content"]  # UsageError: no iopub error, only stderr + reply
         return reply
 
-    def ok(self, code: str, timeout: float = 60.0) -> Reply:
+    def ok(self, code: str, timeout: float = 60.0, cell_id: str | None = None) -> Reply:
         """Run `code` and fail the test with the kernel's traceback if it raised."""
-        reply = self.run(code, timeout)
+        reply = self.run(code, timeout, cell_id)
         if reply.status != "ok":
             raise AssertionError("\n".join(reply.error.get("traceback", [])) or reply.error)
         return reply

@@ -35,7 +35,7 @@ from .. import _state
 from .._models import Event
 from ..client import EventSource
 from ..recording import JSONLRecorder
-from . import _loop
+from . import _cells, _loop
 from ._batcher import DataFrameBatcher
 from ._view_base import FINAL, View
 from ._views import Frame, make_view
@@ -327,11 +327,17 @@ def watch(
             shows nothing.
         source_kw: passed to `EventSource` (method, headers, json, reconnect, ...).
 
+    Re-running the cell that started a watch stops that watch first (in frontends that send
+    a cell id: JupyterLab, Notebook 7, VS Code), so a cell re-run never leaves a stream
+    consuming in the background; the old `Subscription` keeps its data.
+
     Example:
         sub = ssenb.watch(f"{srv.url}/ticks?rate=100")
         ...
         sub.stop(); sub.df.tail()
     """
+    cell = _cells.current()
+    _cells.stop_previous(cell)  # re-running a cell replaces the watches it started before
     sub = Subscription(
         url,
         view=view,
@@ -342,6 +348,7 @@ def watch(
         display=display,
         **source_kw,
     )
+    _cells.remember(cell, sub)
     if sub._frame is not None and _in_kernel():
         from IPython.display import display as show
 
