@@ -8,7 +8,9 @@ client it is given. What happens on the wire is specified in test_client_loops.p
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
+import socket
 import threading
 import time
 from typing import Any
@@ -17,7 +19,7 @@ import httpx
 import pytest
 from _apps import AppState
 
-from ssenb import Event, EventSource, RetryPolicy
+from ssenb import Event, EventSource, RetryPolicy, SSERetriesExhausted
 
 App = tuple[str, AppState]
 QUICK = RetryPolicy(initial=0.01, maximum=0.05, jitter=0.0)
@@ -254,6 +256,33 @@ def test_timeouts_map_to_connect_and_per_read_idle() -> None:
     timeout = es._req.timeout
     assert (timeout.connect, timeout.read) == (2.5, 45.0)
     assert (timeout.write, timeout.pool) == (2.5, 2.5)  # no total deadline on a stream
+
+
+def test_connect_timeout_bounds_a_server_that_never_accepts() -> None:
+    """A listening socket whose accept queue is full (backlog 0, never accepted) drops new
+    SYNs, so connecting hangs: loopback's way to provoke a connect timeout."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port, fillers = listener.getsockname()[1], []
+        for _ in range(4):  # fill the queue (backlog + 1 on Linux) with never-accepted peers
+            peer = socket.socket()
+            peer.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                peer.connect(("127.0.0.1", port))
+            fillers.append(peer)
+        policy = RetryPolicy(initial=0.05, maximum=0.05, jitter=0.0)
+        started = time.monotonic()
+        with pytest.raises(SSERetriesExhausted) as info:  # noqa: PT012
+            es = EventSource(f"http://127.0.0.1:{port}/x", connect_timeout=0.3,
+                             max_retries=1, retry_policy=policy)  # fmt: skip
+            list(es)
+        elapsed = time.monotonic() - started
+        for peer in fillers:
+            peer.close()
+    assert "ConnectTimeout" in str(info.value.__cause__)
+    assert info.value.attempts == 2
+    assert 0.6 <= elapsed < 5 * 0.7  # two bounded attempts, not a hang
 
 
 # The contract in DESIGN.md, "Public API": names, order and defaults.
