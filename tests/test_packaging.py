@@ -86,13 +86,16 @@ def test_typed_marker_ships() -> None:
     assert (ROOT / "ssenb" / "py.typed").exists()
 
 
-SOURCES = sorted((ROOT / "ssenb").rglob("*.py"))
+SOURCES = sorted([*(ROOT / "ssenb").rglob("*.py"), *(ROOT / "tests").glob("*.py"),
+                  *(ROOT / "bench").glob("*.py")])  # fmt: skip
 
 
 @pytest.mark.parametrize("path", SOURCES, ids=[str(p.relative_to(ROOT)) for p in SOURCES])
 def test_modules_stay_small_and_never_apply_nest_asyncio(path: Path) -> None:
     text = path.read_text()
     assert len(text.splitlines()) < 400
+    if path.name == "test_packaging.py":  # this very check spells the strings out
+        return
     assert "import nest_asyncio" not in text  # prose may explain why it is not used
     assert "nest_asyncio.apply" not in text
 

@@ -113,26 +113,6 @@ def jsonl(path: Path) -> list[dict[str, Any]]:
 # -- the one ssenb loop ------------------------------------------------------------------
 
 
-def test_one_daemon_loop_thread_serves_every_caller() -> None:
-    loops: list[object] = []
-    threads = [threading.Thread(target=lambda: loops.append(_loop.get_loop())) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(10)
-    assert len(set(map(id, loops))) == 1
-    named = [t for t in threading.enumerate() if t.name == _loop.THREAD_NAME]
-    assert len(named) == 1
-    assert named[0].daemon
-
-
-def test_call_runs_on_the_loop_thread_and_carries_errors_back() -> None:
-    assert _loop.call(lambda: threading.current_thread().name) == _loop.THREAD_NAME
-    assert _loop.call(lambda: _loop.call(lambda: 7)) == 7  # inline on the loop: no deadlock
-    with pytest.raises(ZeroDivisionError):
-        _loop.call(lambda: 1 / 0)
-
-
 def test_wait_on_the_loop_raises_instead_of_deadlocking(url: str, subs: list[Subscription]) -> None:
     sub = start(subs, f"{url}/ticks?rate=10")
     with pytest.raises(RuntimeError, match="await sub"):
