@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -262,8 +262,15 @@ def _chunks(path: Path, end: int, size: int = _CHUNK) -> Iterator[tuple[int, byt
         yield line, carry
 
 
-def _batches(path: Path, end: int) -> Iterator[pa.Table]:
-    for first, chunk in _chunks(path, end):
+def _batches(
+    path: Path, end: int, size: int = _CHUNK, on_read: Callable[[int], object] | None = None
+) -> Iterator[pa.Table]:
+    """Envelope tables of whole-line blocks of about `size` bytes, one at a time; `on_read`
+    gets each block's length (a progress bar). A block Arrow refuses is searched for the bad
+    line, raised as `JSONLDecodeError` with its number and first bytes."""
+    for first, chunk in _chunks(path, end, size):
+        if on_read is not None:
+            on_read(len(chunk))
         if not chunk.strip():
             continue
         try:
