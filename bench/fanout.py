@@ -325,19 +325,42 @@ def run(
     }
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parse_args(description: str, sub_class: type[Sub] = Sub) -> argparse.Namespace | None:
+    """The options of both hub benchmarks. In `--subscribers` mode (the child process) this
+    runs the subscribers, with `sub_class`, and returns None; else it readies the parent."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true", help="smoke run: 1 and 100 subscribers")
     parser.add_argument("--json", help="write the figures to this path")
     parser.add_argument("--subscribers", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.subscribers:
         url, n, path = args.subscribers
-        asyncio.run(subscribers(url, int(n), path))
-        return 0
+        asyncio.run(subscribers(url, int(n), path, sub_class))
+        return None
     _raise_open_files(3000)
-    # the baseline writes on after its subscribers hang up: asyncio warns once per write
+    # a baseline writes on after its subscribers hang up: asyncio warns once per write
     logging.getLogger("asyncio").setLevel(logging.ERROR)
+    return args
+
+
+def clean(*results: dict[str, Any]) -> bool:
+    """Every event reached every subscriber, in order, and nobody was dropped."""
+    return all(r["complete"] and not r["errors"] and not r["dropped"] for r in results)
+
+
+def finish(args: argparse.Namespace, rows: list[dict[str, Any]], begun: float) -> int:
+    """Print the time taken, write the JSON figures; exit status 1 if a row lost events."""
+    print(f"total {time.monotonic() - begun:.1f} s")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"quick": args.quick, "rows": rows}, f, indent=2)
+    return 0 if all(r["ok"] for r in rows) else 1
+
+
+def main() -> int:
+    args = parse_args(__doc__.splitlines()[0])
+    if args is None:
+        return 0
     begun = time.monotonic()
     counts = (1, 100) if args.quick else (1, 10, 100, 1000)
     seconds, latency_seconds = (0.5, 0.3) if args.quick else (3.0, 1.5)
@@ -351,7 +374,7 @@ def main() -> int:
         hub = run("ssenb Hub", n, seconds, latency_seconds)
         base = run("per-event writes", n, seconds, latency_seconds)
         ratio = hub["delivered_per_s"] / base["delivered_per_s"]
-        ok = all(r["complete"] and not r["errors"] and not r["dropped"] for r in (hub, base))
+        ok = clean(hub, base)
         rows.append({"subscribers": n, "hub": hub, "baseline": base, "ratio": ratio, "ok": ok})
         print(
             f"  {n:>11} {hub['delivered_per_s']:>15,.0f} {base['delivered_per_s']:>15,.0f}"
@@ -366,11 +389,7 @@ def main() -> int:
         f" {top['ratio']:.1f}x, {top['hub']['delivered_per_s'] / 1e3:,.0f} k ev/s"
         f"  {'met' if top['ratio'] >= 3 and top['hub']['delivered_per_s'] >= 5e5 else 'NOT met'}"
     )
-    print(f"total {time.monotonic() - begun:.1f} s")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"quick": args.quick, "rows": rows}, f, indent=2)
-    return 0 if all(r["ok"] for r in rows) else 1
+    return finish(args, rows, begun)
 
 
 if __name__ == "__main__":

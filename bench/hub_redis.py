@@ -17,10 +17,6 @@ Redis hub pays for a round trip per published batch (`XADD` pipeline) and one sh
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import json
-import logging
 import shutil
 import socket
 import subprocess
@@ -29,7 +25,7 @@ import time
 import uuid
 from typing import Any
 
-from fanout import QUEUE, HubAdapter, Sub, _raise_open_files, subscribers
+from fanout import QUEUE, HubAdapter, Sub, clean, finish, parse_args
 from fanout import run as fanout_run
 
 import ssenb
@@ -98,17 +94,9 @@ def start_redis(workdir: str) -> subprocess.Popen[bytes]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smoke run: 1 and 100 subscribers")
-    parser.add_argument("--json", help="write the figures to this path")
-    parser.add_argument("--subscribers", nargs=3, help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.subscribers:
-        url, n, path = args.subscribers
-        asyncio.run(subscribers(url, int(n), path, sub_class=StreamIdSub))
+    args = parse_args(__doc__.splitlines()[0], StreamIdSub)
+    if args is None:
         return 0
-    _raise_open_files(3000)
-    logging.getLogger("asyncio").setLevel(logging.ERROR)
     begun = time.monotonic()
     counts = (1, 100) if args.quick else (1, 100, 1000)
     seconds, latency_seconds = (0.5, 0.3) if args.quick else (3.0, 1.5)
@@ -126,7 +114,7 @@ def main() -> int:
                     fanout_run(kind, n, seconds, latency_seconds, HUBS, __file__) for kind in HUBS
                 )
                 ratio = red["delivered_per_s"] / mem["delivered_per_s"]
-                ok = all(r["complete"] and not r["errors"] and not r["dropped"] for r in (mem, red))
+                ok = clean(mem, red)
                 row = {"subscribers": n, "memory": mem, "redis": red, "ratio": ratio, "ok": ok}
                 rows.append(row)
                 print(
@@ -139,11 +127,7 @@ def main() -> int:
         finally:
             redis.kill()
             redis.wait(10)
-    print(f"total {time.monotonic() - begun:.1f} s")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"quick": args.quick, "rows": rows}, f, indent=2)
-    return 0 if all(r["ok"] for r in rows) else 1
+    return finish(args, rows, begun)
 
 
 if __name__ == "__main__":
