@@ -13,15 +13,19 @@ import asyncio
 import json
 import logging
 import threading
+import time
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.responses import StreamingResponse as _Streaming
 from starlette.routing import Route
+
+from ssenb import Event, EventSource, RetryPolicy
 
 SSE = "text/event-stream"
 
@@ -289,3 +293,24 @@ def make_app(state: AppState) -> Starlette:
         Route("/many", many),
     ]
     return Starlette(routes=routes)
+
+
+#: what the `sse_app` fixture yields: the base URL and the app's record of requests
+App = tuple[str, AppState]
+#: fast, deterministic reconnects for client tests
+QUICK = RetryPolicy(initial=0.01, maximum=0.05, jitter=0.0)
+LIMIT = 5.0  # seconds: generous bound (>= 5x what each step needs) that only catches hangs
+
+
+def collect(url: str, **kwargs: Any) -> list[Event]:
+    """Every event of `url` through `EventSource` with QUICK reconnects."""
+    with EventSource(url, retry_policy=QUICK, **kwargs) as es:
+        return list(es)
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = 10.0) -> None:
+    """Poll `predicate` until it is true; fail the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import uvicorn
-from _apps import AppState, make_app
+from _apps import App, AppState, make_app
 
 START_TIMEOUT = 10.0
 
@@ -80,7 +80,7 @@ class _Stack:
 
 
 @pytest.fixture(scope="module")
-def sse_app_server() -> Iterator[tuple[str, AppState]]:
+def sse_app_server() -> Iterator[App]:
     """The client test app (tests/_apps.py) served once per module: (base URL, its state)."""
     state = AppState()
     with run_asgi(make_app(state)) as url:
@@ -88,7 +88,7 @@ def sse_app_server() -> Iterator[tuple[str, AppState]]:
 
 
 @pytest.fixture
-def sse_app(sse_app_server: tuple[str, AppState]) -> tuple[str, AppState]:
+def sse_app(sse_app_server: App) -> App:
     """The served client test app with its recorded requests cleared for this test."""
     url, state = sse_app_server
     state.reset()

@@ -13,23 +13,12 @@ import inspect
 import socket
 import threading
 import time
-from typing import Any
 
 import httpx
 import pytest
-from _apps import AppState
+from _apps import LIMIT, QUICK, App, collect
 
 from ssenb import Event, EventSource, RetryPolicy, SSERetriesExhausted
-
-App = tuple[str, AppState]
-QUICK = RetryPolicy(initial=0.01, maximum=0.05, jitter=0.0)
-LIMIT = 5.0  # seconds: generous bound (>= 5x what each step needs) that only catches hangs
-
-
-def _collect(url: str, **kwargs: Any) -> list[Event]:
-    with EventSource(url, retry_policy=QUICK, **kwargs) as es:
-        return list(es)
-
 
 # ------------------------------------------------------------------ closing
 
@@ -160,7 +149,7 @@ def test_a_given_client_is_used_and_left_open(sse_app: App) -> None:
     url, state = sse_app
     with httpx.Client(headers={"X-Team": "blue"}) as client:
         for _ in range(2):
-            assert [ev.data for ev in _collect(f"{url}/plain?n=2", client=client)] == ["p0", "p1"]
+            assert [ev.data for ev in collect(f"{url}/plain?n=2", client=client)] == ["p0", "p1"]
         assert not client.is_closed
     assert [r["x-team"] for r in state.requests] == ["blue", "blue"]
 
@@ -176,7 +165,7 @@ async def test_a_client_of_the_wrong_kind_is_refused(sse_app: App) -> None:
 def test_states_follow_the_connection(sse_app: App) -> None:
     url, _ = sse_app
     seen: list[str] = []
-    _collect(f"{url}/flaky?n=6&every=3", on_state=seen.append)
+    collect(f"{url}/flaky?n=6&every=3", on_state=seen.append)
     assert seen == ["connecting", "open", "reconnecting", "open", "closed"]
 
 
@@ -203,7 +192,7 @@ async def test_batches_hold_the_same_events_in_order(sse_app: App, mode: str) ->
     sync = mode == "sync"
     batches = list(es.iter_batches()) if sync else [b async for b in es.aiter_batches()]
     assert all(batches)
-    assert [ev for batch in batches for ev in batch] == _collect(target)
+    assert [ev for batch in batches for ev in batch] == collect(target)
     assert es.state == "closed"
 
 

@@ -14,10 +14,9 @@ from itertools import chain
 
 import httpx
 import pytest
+from _apps import LIMIT
 
 from ssenb.client._closing import Closer
-
-LIMIT = 5.0  # generous bound that only catches hangs
 
 
 def _close_later(closer: Closer, after: float = 0.05) -> threading.Timer:

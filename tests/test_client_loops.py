@@ -15,13 +15,12 @@ from typing import Any
 
 import httpx
 import pytest
-from _apps import EXACT_CHUNKS, EXACT_DATA, AppState
+from _apps import EXACT_CHUNKS, EXACT_DATA, LIMIT, QUICK, App, collect
 
 from ssenb import (
     Event,
     EventParser,
     EventSource,
-    RetryPolicy,
     SSEContentTypeError,
     SSEError,
     SSEEventTooLarge,
@@ -31,15 +30,6 @@ from ssenb import (
 )
 from ssenb.client._loops import Request, until_done
 from ssenb.client._policy import BODY_HEAD, StreamPlan
-
-App = tuple[str, AppState]
-QUICK = RetryPolicy(initial=0.01, maximum=0.05, jitter=0.0)
-LIMIT = 5.0  # seconds: generous bound (>= 5x what each step needs) that only catches hangs
-
-
-def _collect(url: str, **kwargs: Any) -> list[Event]:
-    with EventSource(url, retry_policy=QUICK, **kwargs) as es:
-        return list(es)
 
 
 async def _acollect(url: str, **kwargs: Any) -> list[Event]:
@@ -81,7 +71,7 @@ def test_dropped_stream_resumes_with_nothing_lost_or_repeated(
 
 def test_given_last_event_id_seeds_the_first_request(sse_app: App) -> None:
     url, state = sse_app
-    events = _collect(f"{url}/flaky?n=10&every=100", last_event_id="6")
+    events = collect(f"{url}/flaky?n=10&every=100", last_event_id="6")
     assert [ev.data for ev in events] == ["7", "8", "9", "10"]
     assert state.requests[0]["last-event-id"] == "6"
 
@@ -99,17 +89,17 @@ async def test_sync_and_async_give_the_same_events(sse_app: App) -> None:
     url, _ = sse_app
     target = f"{url}/flaky?n=60&every=9"
     got_async = await _acollect(target)
-    got_sync = _collect(target)
+    got_sync = collect(target)
     assert got_async == got_sync
     assert [ev.data for ev in got_sync] == [str(i) for i in range(1, 61)]
 
 
 def test_done_sentinel_ends_quietly_and_none_disables_it(sse_app: App) -> None:
     url, state = sse_app
-    ended = _collect(f"{url}/flaky?n=3&every=100")
+    ended = collect(f"{url}/flaky?n=3&every=100")
     assert [ev.data for ev in ended] == ["1", "2", "3"]
     assert state.count("/flaky") == 1
-    raw = _collect(f"{url}/flaky?n=3&every=100", done=None)
+    raw = collect(f"{url}/flaky?n=3&every=100", done=None)
     assert [ev.data for ev in raw] == ["1", "2", "3", "[DONE]"]
     assert state.count("/flaky") == 3  # with ids it resumed after the end; 204 stopped it
 
@@ -128,7 +118,7 @@ def test_get_without_ids_ends_at_a_clean_close(sse_app: App) -> None:
 def test_get_without_ids_retries_after_an_error(sse_app: App) -> None:
     url, state = sse_app
     with pytest.raises(SSERetriesExhausted) as info:
-        _collect(f"{url}/plain?n=0&drop=1", max_retries=2)
+        collect(f"{url}/plain?n=0&drop=1", max_retries=2)
     assert info.value.attempts == 3
     assert isinstance(info.value.__cause__, SSEError)
     assert state.count("/plain") == 3
@@ -163,7 +153,7 @@ def test_204_stops_for_good(sse_app: App) -> None:
 def test_4xx_raises_with_status_headers_and_body(sse_app: App, code: int) -> None:
     url, state = sse_app
     with pytest.raises(SSEStatusError) as info:
-        _collect(f"{url}/status/{code}", reconnect="always")
+        collect(f"{url}/status/{code}", reconnect="always")
     err = info.value
     assert err.status == code
     assert err.headers["x-why"] == "testing"
@@ -178,7 +168,7 @@ def test_4xx_raises_with_status_headers_and_body(sse_app: App, code: int) -> Non
 def test_retryable_statuses_are_retried_then_exhausted(sse_app: App, code: int) -> None:
     url, state = sse_app
     with pytest.raises(SSERetriesExhausted) as info:
-        _collect(f"{url}/status/{code}", max_retries=2)
+        collect(f"{url}/status/{code}", max_retries=2)
     cause = info.value.__cause__
     assert isinstance(cause, SSEStatusError)
     assert (cause.status, info.value.status, info.value.attempts) == (code, code, 3)
@@ -188,7 +178,7 @@ def test_retryable_statuses_are_retried_then_exhausted(sse_app: App, code: int) 
 def test_wrong_content_type_raises_with_the_body(sse_app: App) -> None:
     url, state = sse_app
     with pytest.raises(SSEContentTypeError) as info:
-        _collect(f"{url}/json", reconnect="always")
+        collect(f"{url}/json", reconnect="always")
     err = info.value
     assert err.status == 200
     assert err.headers["content-type"] == "application/json"
@@ -201,10 +191,10 @@ def test_connection_refused_is_a_typed_error() -> None:
         probe.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{probe.getsockname()[1]}/stream"
     with pytest.raises(SSEError, match="ConnectError") as info:
-        _collect(dead, reconnect="never")
+        collect(dead, reconnect="never")
     assert isinstance(info.value.__cause__, httpx.ConnectError)
     with pytest.raises(SSERetriesExhausted) as exhausted:
-        _collect(dead, max_retries=1)
+        collect(dead, max_retries=1)
     assert exhausted.value.attempts == 2
     assert exhausted.value.status is None
 
@@ -228,14 +218,14 @@ def test_idle_timeout_fires_after_the_events_that_came(sse_app: App) -> None:
 def test_idle_timeout_counts_as_a_failed_attempt_when_it_reconnects(sse_app: App) -> None:
     url, state = sse_app
     with pytest.raises(SSERetriesExhausted) as info:
-        _collect(f"{url}/silent", idle_timeout=0.2, max_retries=1)
+        collect(f"{url}/silent", idle_timeout=0.2, max_retries=1)
     assert isinstance(info.value.__cause__, SSEIdleTimeout)
     assert state.count("/silent") == 2
 
 
 def test_heartbeats_keep_a_quiet_stream_alive(sse_app: App) -> None:
     url, state = sse_app
-    events = _collect(f"{url}/pings?n=2&gap=0.8&every=0.1", idle_timeout=0.5)
+    events = collect(f"{url}/pings?n=2&gap=0.8&every=0.1", idle_timeout=0.5)
     assert [ev.data for ev in events] == ["1", "2"]
     assert state.count("/pings") == 1
 
@@ -250,7 +240,7 @@ async def test_stream_cut_inside_utf8_and_between_cr_and_lf_parses_exactly(
 ) -> None:
     url, _ = sse_app
     target = f"{url}/exact"
-    got = _collect(target) if mode == "sync" else await _acollect(target)
+    got = collect(target) if mode == "sync" else await _acollect(target)
     whole = EventParser().feed(b"".join(EXACT_CHUNKS))  # the same stream in one piece
     assert got == whole
     assert tuple(ev.data for ev in got) == EXACT_DATA
@@ -289,7 +279,7 @@ def test_an_oversize_event_raises_after_the_events_before_it(sse_app: App) -> No
 def test_reconnect_always_resends_even_a_post_without_ids(sse_app: App, drop: int) -> None:
     url, state = sse_app
     target = f"{url}/post?drop={drop}&limit=3"  # the 4th request gets 204
-    got = _collect(target, method="POST", json={"q": 1}, reconnect="always")
+    got = collect(target, method="POST", json={"q": 1}, reconnect="always")
     assert [ev.json()["i"] for ev in got] == [0, 1, 2] * 3
     assert state.count("/post") == 4
 
@@ -330,6 +320,6 @@ def test_request_kwargs_add_the_plans_headers_and_follow_redirects() -> None:
 
 def test_params_are_merged_into_the_query(sse_app: App) -> None:
     url, state = sse_app
-    got = _collect(f"{url}/plain?drop=0", params={"n": 2})
+    got = collect(f"{url}/plain?drop=0", params={"n": 2})
     assert [ev.data for ev in got] == ["p0", "p1"]
     assert state.count("/plain") == 1

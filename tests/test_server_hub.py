@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from _apps import wait_until
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -67,13 +68,6 @@ def subscribed(url: str, last_event_id: str | None = None) -> Iterator[Reader]:
     with httpx.Client(timeout=10) as client, client.stream("GET", url, headers=headers) as r:
         assert r.status_code == 200
         yield Reader(r)  # headers arrived: the subscription exists
-
-
-def _wait(predicate: Any, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.005)
 
 
 # -- the contract -----------------------------------------------------------------------
@@ -249,7 +243,7 @@ def _run_with_reader(stall: bool, n: int = 12_000) -> tuple[float, list[str], Hu
     pad = "x" * 1000
     with _serve(hub) as handle, subscribed(handle.url + "/hub") as reader:
         stalled = _stalled_socket(handle.url) if stall else None
-        _wait(lambda: hub.stats["subscribers"] == (2 if stall else 1))
+        wait_until(lambda: hub.stats["subscribers"] == (2 if stall else 1))
         got: list[str] = []
 
         def read() -> None:
@@ -262,13 +256,13 @@ def _run_with_reader(stall: bool, n: int = 12_000) -> tuple[float, list[str], Hu
         started = time.perf_counter()
         thread.start()
         for lo in range(0, n, 100):
-            _wait(lambda lo=lo: lo - len(got) < 1_000)  # a steady publisher, not a flood
+            wait_until(lambda lo=lo: lo - len(got) < 1_000)  # a steady publisher, not a flood
             hub.publish_many(f'{{"i":{i},"pad":"{pad}"}}' for i in range(lo, lo + 100))
         thread.join(30)
         took = time.perf_counter() - started
         if stalled is not None:
-            _wait(lambda: hub.stats["dropped"] == 1)
-            _wait(lambda: handle.streams == 1, timeout=DROP_GRACE * 5 + 5)  # its stream ended
+            wait_until(lambda: hub.stats["dropped"] == 1)
+            wait_until(lambda: handle.streams == 1, timeout=DROP_GRACE * 5 + 5)  # its stream ended
             stalled.close()
         return took, got, hub, hub.stats["subscribers"], handle.streams
 
@@ -336,7 +330,7 @@ def test_a_client_dropped_for_lag_resumes_exactly_with_event_source(served: Any)
     seen: list[Event] = []
 
     def first() -> None:
-        _wait(lambda: hub.stats["subscribers"] == 1)
+        wait_until(lambda: hub.stats["subscribers"] == 1)
         hub.publish("first")
 
     threading.Thread(target=first).start()
@@ -382,7 +376,7 @@ def test_a_client_hanging_up_unsubscribes_it(served: Any) -> None:
     hub, handle = served
     with subscribed(handle.url + "/hub"):
         assert hub.stats["subscribers"] == 1
-    _wait(lambda: hub.stats["subscribers"] == 0 and handle.streams == 0)
+    wait_until(lambda: hub.stats["subscribers"] == 0 and handle.streams == 0)
 
 
 def test_stopping_the_server_ends_hub_streams_at_once() -> None:

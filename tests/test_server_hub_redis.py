@@ -16,6 +16,7 @@ import httpx
 import orjson
 import pytest
 import redis
+from _apps import wait_until
 from _redis import RedisProc, own_redis, redis_server, require_redis_server, serve_process
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -51,13 +52,6 @@ def _events(url: str, last_event_id: str | None = None, *, until: Any) -> list[E
             if until(events):
                 break
     return events
-
-
-def _wait(predicate: Any, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
 
 
 # -- the backend ------------------------------------------------------------------------
@@ -257,7 +251,7 @@ def test_a_redis_restart_mid_stream_is_reported_never_silent(own_redis: RedisPro
         with httpx.Client(timeout=10) as client, client.stream("GET", url) as live:
             parser, seen = EventParser(), []
             chunks = live.iter_raw()
-            _wait(lambda: hub.stats["subscribers"] == 1)
+            wait_until(lambda: hub.stats["subscribers"] == 1)
             time.sleep(0.2)
             own_redis.stop()
             for chunk in chunks:  # the stream must end with an error event, not hang
