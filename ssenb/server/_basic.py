@@ -12,7 +12,7 @@ import asyncio
 import json
 import math
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
 import orjson
@@ -38,6 +38,17 @@ def last_event_id(request: Request) -> int:
     if not raw.isdigit():
         raise HTTPException(422, f"Last-Event-ID must be a non-negative integer, not {raw!r}")
     return int(raw)
+
+
+def numbered(
+    request: Request, n: int | None, make: Callable[[int], Any], **response_kw: Any
+) -> Response:
+    """The stream of events numbered 1..n (None: endless), made by `make(first)` from right
+    after the client's `Last-Event-ID`; 204 (stop, do not reconnect) once it is past `n`."""
+    first = last_event_id(request) + 1
+    if n is not None and first > n:
+        return Response(status_code=204)
+    return EventStreamResponse(make(first), **response_kw)
 
 
 def _dumps(obj: Any) -> str:
@@ -138,10 +149,7 @@ def install(app: FastAPI) -> None:
         n: Annotated[int, Query(ge=1, le=10**7)] = 10,
         interval: Annotated[float, Query(ge=0, le=60)] = 0.5,
     ) -> Response:
-        first = last_event_id(request) + 1
-        if first > n:
-            return Response(status_code=204)
-        return EventStreamResponse(_counter(first, n, interval))
+        return numbered(request, n, lambda first: _counter(first, n, interval))
 
     @app.get("/ticks", summary="Numeric ticks; the throughput workload")
     async def ticks(
@@ -149,10 +157,7 @@ def install(app: FastAPI) -> None:
         n: Annotated[int, Query(ge=0, le=10**12)] = 0,
         rate: Annotated[float, Query(ge=0, le=10**7)] = 10,
     ) -> Response:
-        first = last_event_id(request) + 1
-        if n and first > n:
-            return Response(status_code=204)
-        return EventStreamResponse(_ticks(first, n, rate))
+        return numbered(request, n or None, lambda first: _ticks(first, n, rate))
 
     @app.get("/flaky", summary="Drops the connection every `every` events")
     async def flaky(
@@ -161,10 +166,7 @@ def install(app: FastAPI) -> None:
         every: Annotated[int, Query(ge=1, le=10**6)] = 5,
         retry: Annotated[int, Query(ge=0, le=600_000)] = 500,
     ) -> Response:
-        first = last_event_id(request) + 1
-        if first > n:
-            return Response(status_code=204)
-        return EventStreamResponse(_flaky(first, n, every, retry))
+        return numbered(request, n, lambda first: _flaky(first, n, every, retry))
 
     @app.get("/heartbeat", summary="Slow events, heartbeat comments while idle")
     async def heartbeat(
@@ -173,10 +175,7 @@ def install(app: FastAPI) -> None:
         heartbeat: Annotated[float, Query(gt=0, le=3600)] = 0.5,
         n: Annotated[int, Query(ge=1, le=10**6)] = 5,
     ) -> Response:
-        first = last_event_id(request) + 1
-        if first > n:
-            return Response(status_code=204)
-        return EventStreamResponse(_heartbeat(first, n, every), heartbeat=heartbeat)
+        return numbered(request, n, lambda first: _heartbeat(first, n, every), heartbeat=heartbeat)
 
     @app.get("/errors", summary="connected, data, item_error, a fatal error, clean end")
     async def errors(fail_after: Annotated[int, Query(ge=0, le=10_000)] = 3) -> Response:

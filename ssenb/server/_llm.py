@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .._models import Event
 from .._parser import EventParser
-from ._basic import DONE, last_event_id
+from ._basic import DONE, numbered
 from ._endpoints import Endpoint, add_endpoint
 from ._response import EventStreamResponse
 
@@ -273,10 +273,8 @@ def install(app: FastAPI) -> None:
         if config is not None:
             return EventStreamResponse(relay(config, prompt))
         tokens = mock_tokens(prompt)
-        first = last_event_id(request) + 1
-        if first > len(tokens):
-            return Response(status_code=204)
-        return EventStreamResponse(_mock_chat(tokens, first, _waits(prompt, len(tokens), delay)))
+        waits = _waits(prompt, len(tokens), delay)
+        return numbered(request, len(tokens), lambda first: _mock_chat(tokens, first, waits))
 
     @app.post("/v1/chat/completions", summary="OpenAI-compatible mock chat completions")
     async def completions(body: ChatRequest) -> Response:
