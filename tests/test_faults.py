@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -217,8 +218,12 @@ def test_the_demo_ticks_producer_resumes_exactly_through_the_faults(loop: LoopTh
 # -- a restarted producer: the lost replay buffer shows as a gap ------------------------------
 
 
-@pytest.mark.timeout(30)
-def test_a_restarted_hub_surfaces_the_lost_buffer_as_a_gap_event(loop: LoopThread) -> None:
+@contextmanager
+def _hub_after_300_events(
+    loop: LoopThread,
+) -> Iterator[tuple[FaultProxy, HubOrigin, Iterator[Event], list[Event]]]:
+    """A hub behind a fault proxy, and a client that has read its first 300 events: yields
+    (proxy, origin, the client's event iterator, the events read so far)."""
     pytest.importorskip("ssenb.server._hub")
     proxy = loop.run(FaultProxy(0).start())
     origin = HubOrigin(run_asgi, on_port=lambda port: setattr(proxy, "upstream", port)).start()
@@ -229,12 +234,18 @@ def test_a_restarted_hub_surfaces_the_lost_buffer_as_a_gap_event(loop: LoopThrea
         with EventSource(proxy.url + "/events", last_event_id=start, **SOURCE_KW) as es:
             events = iter(es)
             got += [next(events) for _ in range(300)]
-            origin.restart()  # new server, new Hub: events 1..300 are gone from its buffer
-            origin.hub.publish_many([f"second-{i}" for i in range(1, 6)])
-            got += [next(events) for _ in range(6)]
+            yield proxy, origin, events, got
     finally:
         origin.stop()
         loop.run(proxy.stop())
+
+
+@pytest.mark.timeout(30)
+def test_a_restarted_hub_surfaces_the_lost_buffer_as_a_gap_event(loop: LoopThread) -> None:
+    with _hub_after_300_events(loop) as (_proxy, origin, events, got):
+        origin.restart()  # new server, new Hub: events 1..300 are gone from its buffer
+        origin.hub.publish_many([f"second-{i}" for i in range(1, 6)])
+        got += [next(events) for _ in range(6)]
     assert [e.data for e in got[:300]] == [f"first-{i}" for i in range(1, 301)]
     gap = got[300]
     assert gap.event == "gap", got[300:]
@@ -249,22 +260,10 @@ def test_a_restarted_hub_surfaces_the_lost_buffer_as_a_gap_event(loop: LoopThrea
 def test_a_restarted_hub_that_already_passed_the_clients_id_still_sends_a_gap(
     loop: LoopThread,
 ) -> None:
-    pytest.importorskip("ssenb.server._hub")
-    proxy = loop.run(FaultProxy(0).start())
-    origin = HubOrigin(run_asgi, on_port=lambda port: setattr(proxy, "upstream", port)).start()
-    got: list[Event] = []
-    try:
-        origin.hub.publish_many([f"first-{i}" for i in range(1, 301)])
-        start = str(int(origin.hub.stats["first_id"]) - 1)
-        with EventSource(proxy.url + "/events", last_event_id=start, **SOURCE_KW) as es:
-            events = iter(es)
-            got += [next(events) for _ in range(300)]
-            loop.call(proxy.refuse_for, 0.3)  # the client comes back only after ...
-            origin.restart()
-            origin.hub.publish_many([f"second-{i}" for i in range(1, 501)])  # ... these
-            got.append(next(events))
-    finally:
-        origin.stop()
-        loop.run(proxy.stop())
+    with _hub_after_300_events(loop) as (proxy, origin, events, got):
+        loop.call(proxy.refuse_for, 0.3)  # the client comes back only after ...
+        origin.restart()
+        origin.hub.publish_many([f"second-{i}" for i in range(1, 501)])  # ... these
+        got.append(next(events))
     assert proxy.refusals == 1
     assert got[300].event == "gap", got[300]
