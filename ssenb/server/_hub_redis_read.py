@@ -288,7 +288,7 @@ class RedisSubscription(Polling):
                 chunks = await self._catch_up(client)
                 if chunks:
                     self._push(chunks)
-                elif not hub._tail_for(loop).attach(self):
+                elif not tail.attach(self):
                     continue  # the tail moved on meanwhile: catch up again
         except asyncio.CancelledError:
             pass
