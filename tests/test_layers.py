@@ -12,9 +12,23 @@ import pytest
 PKG = Path(__file__).resolve().parents[1] / "ssenb"
 CORE = ["_models", "_parser", "_encoder", "_errors", "_version", "_state"]
 
+# DESIGN's order: core < runtime < client, server (neither imports the other) < recording
+# < notebook (and the `ssenb.llm` namespace beside it) < top (magics, CLI, status, stop_all).
 # A module may import ssenb modules of its own layer or of lower layers only.
-LAYER = {"core": 0, "client": 1, "server": 1, "recording": 2, "notebook": 3, "top": 4}
+LAYER = {
+    "core": 0,
+    "runtime": 1,
+    "client": 2,
+    "server": 2,
+    "recording": 3,
+    "notebook": 4,
+    "llm": 4,
+    "top": 5,
+}
 FORBIDDEN_PAIRS = {("client", "server"), ("server", "client")}
+# IPython and ipywidgets are imported in these modules only (display lives in one place)
+FRONTEND_MODULES = {"magics.py", "notebook/_display.py"}
+FRONTEND_PACKAGES = {"IPython", "ipywidgets", "ipykernel"}
 
 
 def _layer_of(module: str) -> str:
@@ -22,11 +36,13 @@ def _layer_of(module: str) -> str:
     if len(parts) < 2:
         return "top"
     head = parts[1]
-    if head in ("client", "server", "recording", "notebook"):
+    if head in ("client", "server", "recording", "notebook", "llm"):
         return head
+    if head == "_runtime":
+        return "runtime"
     if head in CORE or head == "__init__":
         return "core"
-    return "top"  # magics, _cli, _status, _state, __main__
+    return "top"  # magics, _cli, _status, _lifecycle, __main__
 
 
 def _ssenb_imports(path: Path) -> set[str]:
@@ -99,3 +115,23 @@ def test_core_modules_use_no_io_or_asyncio(name: str) -> None:
     text = (PKG / f"{name}.py").read_text()
     for word in ("import asyncio", "import socket", "open(", "import httpx", "import threading"):
         assert word not in text, f"{name}.py: {word}"
+
+
+def _third_party_imports(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+@pytest.mark.parametrize("path", MODULES, ids=[str(p.relative_to(PKG)) for p in MODULES])
+def test_ipython_and_widgets_only_in_the_display_modules(path: Path) -> None:
+    """magics.py and notebook/_display.py talk to the front end; every other module takes
+    callbacks or returns data, so it works (and is tested) without a kernel."""
+    rel = str(path.relative_to(PKG))
+    used = _third_party_imports(path) & FRONTEND_PACKAGES
+    if rel not in FRONTEND_MODULES:
+        assert not used, f"{rel} imports {sorted(used)}"
