@@ -19,16 +19,15 @@ Why it is shaped like this:
 5. A chunk without any line end only lengthens the unterminated line: it is kept as a piece
    in a list and joined once when the line ends, so a long line costs linear time (re-joining
    the line on every chunk made a 16 MB line take seconds).
-6. Every complete line is interpreted when it arrives, as the standard says, on every path:
-   a `retry:` line sets `retry` (the reconnection time) at once, even in a block that is never
-   dispatched; `id:` and `event:` only fill the block's buffers, and `last_event_id` takes
-   the id buffer's value at the blank line ("dispatch the event", step 1). The bulk paths
-   leave the text after the last blank line raw for the next feed, so they scan its complete
-   lines for `retry` before returning.
+6. Every complete line acts when it arrives, as the standard says, on every path: `retry:`
+   sets `retry` at once, even in a block never dispatched; `id:` and `event:` only fill the
+   block's buffers. The bulk paths keep the text after the last blank line raw for the next
+   feed, so they apply its complete `retry:` lines before returning.
 7. Hostile values stay bounded: a `retry` of any length is clamped to `MAX_RETRY_MS` without
-   building a huge int (Python refuses int() of more than 4,300 digits), and an id longer than
+   building a huge int (Python refuses int() of more than 4,300 digits; RetryPolicy's
+   `max_server_retry`, 60 s by default, caps the wait far lower), and an id longer than
    `max_id_bytes` is ignored like an id containing NUL, so it is never sent back as a
-   `Last-Event-ID` header.
+   `Last-Event-ID` header that breaks the 8 KiB header-line limit of common servers.
 """
 
 from __future__ import annotations
@@ -43,17 +42,8 @@ __all__ = ["EventParser"]
 
 _new = tuple.__new__
 
-MAX_RETRY_MS = 2**31 - 1
-"""Largest `retry` kept, in ms (about 24.8 days, the largest delay a browser timer takes):
-larger values are clamped to it. RetryPolicy caps the delay far lower (`max_server_retry`,
-60 s by default), so the clamp never shortens a delay a client would wait; it keeps `retry`
-a small int whatever the stream says."""
-
-DEFAULT_MAX_ID_BYTES = 4096
-"""Default bound on an id kept for resume, in UTF-8 bytes: far above real ids (counters,
-UUIDs, stream offsets, opaque cursors) and below the 8 KiB header-line limit of common
-servers and proxies, which a longer `Last-Event-ID` would break."""
-
+MAX_RETRY_MS = 2**31 - 1  # ~24.8 days (browser timers' limit); larger `retry` is clamped
+DEFAULT_MAX_ID_BYTES = 4096  # far above real ids, below common 8 KiB header-line limits
 _RETRY_DIGITS = len(str(MAX_RETRY_MS))
 
 
@@ -157,11 +147,11 @@ class EventParser:
             id stays and a 10 MB id is never echoed back as a `Last-Event-ID` header. None
             means unbounded. `DEFAULT_MAX_ID_BYTES` (4 KiB) by default.
 
-    `last_event_id` is the standard's "last event ID string": it takes the value of the id
-    buffer (set by each `id:` line as it arrives) only when a blank line dispatches the block,
-    so an id inside a block that never completed is not reported as received. `retry` is the
-    reconnection time in ms: set by each valid `retry:` line the moment the line is complete
-    (also in a block that is never dispatched; `close()` keeps it), clamped to `MAX_RETRY_MS`.
+    `last_event_id` is the standard's "last event ID string": it takes the id buffer's value
+    (set by each `id:` line) only when a blank line dispatches the block, so an id inside a
+    block that never completed is not reported as received. `retry` is the reconnection time
+    in ms, set by each valid `retry:` line as soon as it is complete (also in a block never
+    dispatched; `close()` keeps it), clamped to `MAX_RETRY_MS`.
     """
 
     MAX_RETRY_MS = MAX_RETRY_MS
