@@ -110,15 +110,14 @@ def _bulk_uniform(buf: str, last_id: str, id_limit: int | None) -> tuple[list[Ev
         values = joined[len(prefix) :].split("\n" + prefix)
         if len(values) != len(cells) or not joined.startswith(prefix):
             return None
+        if prefix == "id: " and "\0" in joined:
+            return None  # an id with NUL is ignored: the line-by-line path does that
         columns[prefix] = values
     n = len(columns["data: "])
     ids = columns.get("id: ")
-    if ids is not None:
-        if any("\0" in i for i in ids):
-            return None
-        long_ids = id_limit is not None and max(map(len, ids)) > id_limit >> 2
-        if long_ids and not all(_id_fits(i, id_limit) for i in ids):
-            return None  # the line-by-line path ignores the long ids one by one
+    long_ids = ids is not None and id_limit is not None and max(map(len, ids)) > id_limit >> 2
+    if long_ids and not all(_id_fits(i, id_limit) for i in ids or ()):
+        return None  # the line-by-line path ignores the long ids one by one
     etypes = columns.get("event: ")
     if etypes is not None and "" in etypes:
         return None
