@@ -335,11 +335,13 @@ uniform_shapes = st.sampled_from(
     uniform_shapes,
     st.lists(st.tuples(field_text, field_text.filter(bool), data_text), min_size=1, max_size=30),
     st.integers(1, 64),
+    st.sampled_from([b"", b"retry: 9\n", b"id: 5\nretry: 8\ndata: x", b"retry: 1\r"]),
 )
 def test_property_uniform_streams_parse_the_same_in_bulk_and_line_by_line(
-    shape: tuple[str, ...], rows: list[tuple[str, str, str]], chunk: int
+    shape: tuple[str, ...], rows: list[tuple[str, str, str]], chunk: int, pending: bytes
 ) -> None:
-    """Streams whose blocks all have one shape take the bulk path; byte-wise feeding never does."""
+    """Streams whose blocks all have one shape take the bulk path; byte-wise feeding never does.
+    Both leave the same retry and last event id, also with a block pending at the end."""
     evs = [
         Event(
             event=etype if "event" in shape else "message",
@@ -349,6 +351,12 @@ def test_property_uniform_streams_parse_the_same_in_bulk_and_line_by_line(
         )
         for eid, etype, data in rows
     ]
-    blob = b"".join(encode(e) for e in evs)
+    blob = b"".join(encode(e) for e in evs) + pending
     chunks = [blob[i : i + chunk * 1024] for i in range(0, len(blob), chunk * 1024)]
-    assert _feed_all(chunks) == _feed_all([blob[i : i + 1] for i in range(len(blob))])
+    bulk, bulk_parser = _parse(chunks)
+    bytewise, bytewise_parser = _parse([blob[i : i + 1] for i in range(len(blob))])
+    assert bulk == bytewise
+    assert (bulk_parser.retry, bulk_parser.last_event_id) == (
+        bytewise_parser.retry,
+        bytewise_parser.last_event_id,
+    )
