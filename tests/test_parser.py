@@ -17,7 +17,8 @@ MAX = EventParser.MAX_RETRY_MS
 LONG_ID = "é" * 2048  # 4,096 UTF-8 bytes: exactly the default max_id_bytes
 
 # (stream bytes, expected events as (event, data, id, retry))
-CASES: list[tuple[str, bytes, list[tuple[str, str, str, int | None]]]] = [
+Row = tuple[str, str, str, int | None]
+CASES: list[tuple[str, bytes, list[Row]]] = [
     # --- the standard's own examples ---
     ("spec:stock-ticker", b"data: YHOO\ndata: +2\ndata: 10\n\n", [(M, "YHOO\n+2\n10", "", None)]),
     (
@@ -152,7 +153,7 @@ CASES: list[tuple[str, bytes, list[tuple[str, str, str, int | None]]]] = [
 ]
 
 
-def _events(expected: list[tuple[str, str, str, int | None]]) -> list[Event]:
+def _events(expected: list[Row]) -> list[Event]:
     return [Event(event=e, data=d, id=i, retry=r) for e, d, i, r in expected]
 
 
@@ -172,13 +173,13 @@ def _feed_all(chunks: list[bytes], last_event_id: str = "") -> list[Event]:
 
 @pytest.mark.parametrize(("stream", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 class TestSpecTable:
-    def test_whole(self, stream: bytes, expected: list) -> None:
+    def test_whole(self, stream: bytes, expected: list[Row]) -> None:
         assert _feed_all([stream]) == _events(expected)
 
-    def test_byte_at_a_time(self, stream: bytes, expected: list) -> None:
+    def test_byte_at_a_time(self, stream: bytes, expected: list[Row]) -> None:
         assert _feed_all([stream[i : i + 1] for i in range(len(stream))]) == _events(expected)
 
-    def test_every_split(self, stream: bytes, expected: list) -> None:
+    def test_every_split(self, stream: bytes, expected: list[Row]) -> None:
         for cut in range(len(stream) + 1):
             assert _feed_all([stream[:cut], stream[cut:]]) == _events(expected), cut
 

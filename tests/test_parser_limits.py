@@ -69,6 +69,6 @@ class TestMaxIdBytes:
         assert EventParser().max_id_bytes == EventParser.DEFAULT_MAX_ID_BYTES == 4096
         assert EventParser("7", 100).max_event_bytes == 100
         with pytest.raises(TypeError):
-            EventParser("7", 100, 10)  # type: ignore[misc]
+            EventParser("7", 100, 10)  # type: ignore[call-arg]
         with pytest.raises(ValueError, match="max_id_bytes"):
             EventParser(max_id_bytes=-1)
