@@ -90,6 +90,30 @@ def _display(obj: Any, **kwargs: Any) -> _Handle | None:
     return cast("_Handle | None", display(obj, **kwargs))  # type: ignore[no-untyped-call]
 
 
+def _also_to_latest_request(send: Callable[[], None]) -> None:
+    """Run `send` (display updates) as is, then again as part of the request running now.
+
+    Display messages sent from the ssenb loop carry the parent of the cell that started the
+    watch (asyncio copied that cell's context). JupyterLab routes them to that cell; nbclient
+    keeps only messages of the cell it is executing, so a view that ends during a later cell
+    would be saved stale. ipykernel keeps the newest request's header as the display
+    publisher's fallback parent for threads; when it differs, `send` runs once more under it.
+    """
+    send()
+    pub: Any = getattr(_shell(), "display_pub", None)
+    latest = getattr(pub, "_parent_header_global", None)
+    mine = getattr(pub, "parent_header", None)
+    if not (isinstance(latest, dict) and isinstance(mine, dict) and latest.get("msg_id")):
+        return
+    if latest.get("msg_id") == mine.get("msg_id") or not hasattr(pub, "set_thread_parent"):
+        return
+    token = pub.set_thread_parent(latest)
+    try:
+        send()
+    finally:
+        pub.reset_thread_parent(token)
+
+
 def show(obj: object) -> None:
     """Display `obj` in the current cell (it renders itself through `_ipython_display_`)."""
     _display(obj)
@@ -163,9 +187,14 @@ class Frame:
         if cell is not None and cell == self.shown_in:
             return
         self.shown_in = cell
-        handle = _display(bundle(), raw=True, display_id=True)
-        if handle is not None:
-            self.handles.append(handle)
+        data = bundle()  # outside the lock: it may wait for the loop, which may want the lock
+        with self._lock:  # `finish` either runs before (seen below) or updates this handle too
+            handle = _display(data, raw=True, display_id=True)
+            if handle is not None:
+                self.handles.append(handle)
+            missed = self.closed and WIDGET_MIMETYPE in data
+        if missed and handle is not None:  # the view ended while this display was prepared
+            handle.update(bundle(), raw=True)
 
     def update(self, bundle: dict[str, Any]) -> None:
         """Refresh every display of this frame with `bundle` (the new snapshot)."""
@@ -192,7 +221,8 @@ class Frame:
             if self.closed:
                 return
             self.closed = True
-            self.update(bundle())
+            final = bundle()
+            _also_to_latest_request(lambda: self.update(final))
             for widget in self.widgets():
                 widget.close()
 
