@@ -19,7 +19,8 @@ from pathlib import Path
 import ipywidgets
 
 import ssenb
-from ssenb.notebook._views import Frame, make_view
+from ssenb.notebook._display import Frame
+from ssenb.notebook._views import make_view
 
 VIEWS = ("log", "table", "tokens", "progress", "rate")
 TARGET = 20

@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ._status import status
     from .client import EventSource, RetryPolicy
     from .magics import load_ipython_extension, unload_ipython_extension
-    from .notebook import DataFrameBatcher, Subscription, collect, watch
+    from .notebook import DataFrameBatcher, Subscription, View, collect, register_view, watch
     from .recording import read_dataset, read_jsonl, record, replay, to_parquet
     from .server import EventStreamResponse, Hub, demo_app, serve
 
@@ -42,12 +42,14 @@ _LAZY: dict[str, str] = {
     "Hub": "ssenb.server",
     "RetryPolicy": "ssenb.client",
     "Subscription": "ssenb.notebook",
+    "View": "ssenb.notebook",
     "collect": "ssenb.notebook",
     "demo_app": "ssenb.server",
     "load_ipython_extension": "ssenb.magics",
     "read_dataset": "ssenb.recording",
     "read_jsonl": "ssenb.recording",
     "record": "ssenb.recording",
+    "register_view": "ssenb.notebook",
     "replay": "ssenb.recording",
     "serve": "ssenb.server",
     "status": "ssenb._status",
@@ -74,6 +76,7 @@ __all__ = [
     "SSERetriesExhausted",
     "SSEStatusError",
     "Subscription",
+    "View",
     "__version__",
     "collect",
     "demo_app",
@@ -83,6 +86,7 @@ __all__ = [
     "read_dataset",
     "read_jsonl",
     "record",
+    "register_view",
     "replay",
     "serve",
     "status",

@@ -9,25 +9,68 @@ IPython shows as one line, never a traceback. Defaults are traits: `%config SSEM
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
+from IPython.core import magic
+from IPython.core import magic_arguments as ipy_arguments
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, needs_local_scope
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic import Magics, magics_class, needs_local_scope
 from traitlets import Float, Integer, Unicode
 
 from ._errors import SSEError
+from .client import SourceOptions
 
 __all__ = ["SSEMagics", "load_ipython_extension", "unload_ipython_extension"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _parse(func: Any, line: str) -> Any:
+class Decorator(Protocol):
+    """A decorator that returns the function it was given, with its type."""
+
+    def __call__(self, func: F, /) -> F: ...
+
+
+# IPython ships its magic decorators unannotated: these wrappers give them their real types,
+# so every magic below stays type-checked (the untyped values are confined to these lines).
+
+
+def argument(*args: Any, **kwargs: Any) -> Decorator:
+    """`@argument(...)` from `IPython.core.magic_arguments`: one argparse option."""
+    make: Any = ipy_arguments.argument
+    return cast("Decorator", make(*args, **kwargs))
+
+
+def magic_arguments() -> Decorator:
+    """`@magic_arguments()`: turns the `@argument`s below it into the magic's parser."""
+    make: Any = ipy_arguments.magic_arguments
+    return cast("Decorator", make())
+
+
+def line_magic(func: F) -> F:
+    """`@line_magic`: register the method as the line magic `%name` (its own name)."""
+    make: Any = magic.line_magic
+    return cast(F, make(func))
+
+
+def cell_magic(name: str) -> Decorator:
+    """`@cell_magic(name)`: register the method as the cell magic `%%name`."""
+    make: Any = magic.cell_magic
+    return cast("Decorator", make(name))
+
+
+def parse_argstring(func: Callable[..., Any], line: str) -> argparse.Namespace:
+    """The magic's arguments parsed from `line` by its `@magic_arguments` parser."""
+    parse: Any = ipy_arguments.parse_argstring
+    return cast("argparse.Namespace", parse(func, line))
+
+
+def _parse(func: Callable[..., Any], line: str) -> argparse.Namespace:
     try:
         return parse_argstring(func, line)
     except UsageError:
@@ -46,7 +89,7 @@ def _headers(pairs: list[str] | None) -> dict[str, str]:
     return headers
 
 
-def _stream_arguments(example: str, method: str) -> Callable[[F], F]:
+def _stream_arguments(example: str, method: str) -> Decorator:
     """The options `%sse` and `%%sse` share (they differ in the default method only)."""
     options = [
         argument("url", help=f"http(s) URL, or a path such as {example} on the demo server"),
@@ -102,8 +145,8 @@ class SSEMagics(Magics):
         handle = _running(self.server) or serve(name=self.server)
         return handle.url + url
 
-    def _source_kw(self, args: Any, body: str | None = None) -> dict[str, Any]:
-        kw: dict[str, Any] = {"method": args.method.upper()}
+    def _source_kw(self, args: argparse.Namespace, body: str | None = None) -> SourceOptions:
+        kw: SourceOptions = {"method": str(args.method).upper()}
         headers = _headers(args.header)
         if headers:
             kw["headers"] = headers
@@ -118,9 +161,11 @@ class SSEMagics(Magics):
         if name:
             if not name.isidentifier():
                 raise UsageError(f"-o wants a variable name, got {name!r}")
+            if self.shell is None:
+                raise UsageError("-o needs an IPython shell to store the result in")
             self.shell.user_ns[name] = value
 
-    def _run(self, args: Any, body: str | None = None) -> Any:
+    def _run(self, args: argparse.Namespace, body: str | None = None) -> Any:
         url = self._resolve(args.url)
         kw = self._source_kw(args, body)
         n = args.n if args.n is not None else self.n
@@ -147,14 +192,12 @@ class SSEMagics(Magics):
         return frame
 
     def _collect(
-        self, url: str, n: int | None, timeout: float | None, path: str | None, kw: dict[str, Any]
+        self, url: str, n: int | None, timeout: float | None, path: str | None, kw: SourceOptions
     ) -> Any:
         from .notebook import collect
 
         try:
-            if path:
-                kw = {**kw, "record": path}
-            return collect(url, n=n, timeout=timeout, **kw)
+            return collect(url, n=n, timeout=timeout, record=path or None, **kw)
         except SSEError as err:
             partial = err.partial
             if partial is not None and len(partial):

@@ -3,8 +3,10 @@
 The test starts JupyterLab on 127.0.0.1 with a token on a scratch copy of `notebooks/`, opens
 each notebook in Debian's chromium (Playwright, `executable_path`), waits until the kernel is
 really connected, runs all cells, samples the live views while they update, and checks the
-final state: every cell ran without error, the views reached their end state, and an event
-carrying `<img src=x onerror=alert(1)>` is shown as text and runs nothing. Screenshots are
+final state: every cell ran without error, the live widgets updated while streaming, each
+finished view was replaced by its final snapshot (the form a saved notebook keeps, readable
+without widgets), and an event carrying `<img src=x onerror=alert(1)>` is shown as text and
+runs nothing. Screenshots are
 saved under `test-artifacts/`. Recipe and pitfalls: research/jupyter.md, section 4.
 """
 
@@ -145,18 +147,23 @@ CELLS = """() => {
   }));
 }"""
 
-VIEWS = """() => Array.from(document.querySelectorAll('.jp-OutputArea .widget-html-content'))
-  .map(e => e.textContent)"""
+# live: the text of each widget view; snapshot: each view shown as plain HTML (a finished one)
+VIEWS = """() => ({
+  live: Array.from(document.querySelectorAll('.jp-OutputArea .widget-html-content'))
+    .map(e => e.textContent),
+  snapshot: Array.from(document.querySelectorAll('.jp-OutputArea-output .ssenb-view'))
+    .filter(e => !e.closest('.widget-html-content')).map(e => e.textContent),
+})"""
 
 
-def _run_notebook(page: Any, lab: Lab, name: str, dialogs: list[str]) -> list[list[str]]:
+def _run_notebook(page: Any, lab: Lab, name: str, dialogs: list[str]) -> list[dict[str, list[str]]]:
     """Open `name`, run all cells, sample live view texts until every cell ran; return samples."""
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
     # ?reset: a fresh workspace, so the notebook asked for is the current widget
     page.goto(f"{lab.url}/lab/tree/{name}?reset&token={lab.token}", wait_until="domcontentloaded")
     poll(page, KERNEL_READY, timeout=90, interval=0.25)
     page.evaluate(RUN_ALL)
-    samples: list[list[str]] = []
+    samples: list[dict[str, list[str]]] = []
     sent, deadline = time.monotonic(), time.monotonic() + 150
     while time.monotonic() < deadline:
         samples.append(page.evaluate(VIEWS))
@@ -177,10 +184,11 @@ def _run_notebook(page: Any, lab: Lab, name: str, dialogs: list[str]) -> list[li
     return samples
 
 
-def _counts(samples: list[list[str]]) -> set[int]:
+def _counts(samples: list[dict[str, list[str]]]) -> set[int]:
+    """The event counts the live widgets showed over all samples."""
     found: set[int] = set()
-    for texts in samples:
-        for text in texts:
+    for sample in samples:
+        for text in sample["live"]:
             for m in re.finditer(r"([\d,]+) events", text):
                 found.add(int(m.group(1).replace(",", "")))
     return found
@@ -190,10 +198,13 @@ def test_quickstart_runs_in_jupyterlab_with_live_views_and_inert_hostile_data(la
     dialogs: list[str] = []
     with browser_page(width=1200, height=900) as page:
         samples = _run_notebook(page, lab, "00_quickstart.ipynb", dialogs)
-        final = " ".join(samples[-1])
-        # the live views updated: several distinct event counts were seen before the final one
+        # the live widgets updated: several distinct event counts were seen while streaming
         assert len(_counts(samples)) >= 2, samples[:5]
-        assert "done" in final
+        # every view ended, and each shows its final snapshot in place of its widget
+        assert samples[-1]["live"] == [], samples[-1]
+        final = " ".join(samples[-1]["snapshot"])
+        assert final.count("done") >= 2, final
+        assert "40 events" in final
         # the hostile prompt is on screen as text, and no <img src=x> element exists
         shown = page.evaluate(
             "() => Array.from(document.querySelectorAll('.jp-OutputArea-output'))"
@@ -202,7 +213,7 @@ def test_quickstart_runs_in_jupyterlab_with_live_views_and_inert_hostile_data(la
         assert HOSTILE in shown
         assert page.evaluate("() => document.querySelectorAll('img[src=\"x\"]').length") == 0
         page.evaluate(
-            "() => { const v = document.querySelector('.jp-OutputArea .widget-html-content');"
+            "() => { const v = document.querySelector('.jp-OutputArea-output .ssenb-view');"
             " if (v) v.scrollIntoView(); }"
         )
         screenshot(page, "lab-quickstart")
@@ -224,9 +235,10 @@ def test_tutorial_views_finish_in_jupyterlab(lab: Lab, prefix: str, expect: str)
     dialogs: list[str] = []
     with browser_page(width=1200, height=900) as page:
         samples = _run_notebook(page, lab, matches[0], dialogs)
-        assert expect in " ".join(samples[-1]), samples[-1]
+        assert any(sample["live"] for sample in samples), "no live widget was seen"
+        assert expect in " ".join(samples[-1]["snapshot"]), samples[-1]
         page.evaluate(
-            "() => { const v = document.querySelector('.jp-OutputArea .widget-html-content');"
+            "() => { const v = document.querySelector('.jp-OutputArea-output .ssenb-view');"
             " if (v) v.scrollIntoView(); }"
         )
         screenshot(page, f"lab-{matches[0].removesuffix('.ipynb')}")

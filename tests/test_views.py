@@ -1,8 +1,8 @@
-"""Live views: what each view shows for a stream, escaping, choosing, and the message budget.
+"""Live views: what each view shows for a stream, escaping, and the registry that chooses.
 
 Views are plain state plus rendering, so these tests feed them events directly (no server, no
-kernel); time is passed in, so rates and latencies are exact. Widget messages are counted by
-wrapping `ipywidgets.Widget._send`, the one place every comm message leaves a widget.
+kernel, no widgets); time is passed in, so rates and latencies are exact. The widget frame
+and its message budget are tested in test_display.py.
 """
 
 from __future__ import annotations
@@ -10,25 +10,14 @@ from __future__ import annotations
 import json
 import re
 
-import ipywidgets
 import pytest
 
 from ssenb import Event
-from ssenb.notebook._views import (
-    MAX_MESSAGES_PER_SECOND,
-    VIEWS,
-    AutoView,
-    Frame,
-    LogView,
-    ProgressView,
-    RateView,
-    TableView,
-    TokenView,
-    View,
-    kind_for_events,
-    kind_for_url,
-    make_view,
-)
+from ssenb.notebook._view_base import WHOLE_WORDS
+from ssenb.notebook._view_llm import TokenView
+from ssenb.notebook._view_log import LogView, TableView
+from ssenb.notebook._view_progress import ProgressView, RateView
+from ssenb.notebook._views import VIEWS
 
 XSS = "<img src=x onerror=alert(1)>"
 
@@ -36,20 +25,6 @@ XSS = "<img src=x onerror=alert(1)>"
 def msg(data: object, event: str = "message", id: str = "") -> Event:
     """An event whose data is `data` as JSON (strings are sent as they are)."""
     return Event(event=event, data=data if isinstance(data, str) else json.dumps(data), id=id)
-
-
-@pytest.fixture
-def sends(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Every comm message sent by any widget, as the sending widget's model id."""
-    log: list[str] = []
-    original = ipywidgets.Widget._send
-
-    def counting(self: ipywidgets.Widget, msg: dict, buffers: list | None = None) -> None:
-        log.append(self.model_id)
-        original(self, msg, buffers)
-
-    monkeypatch.setattr(ipywidgets.Widget, "_send", counting)
-    return log
 
 
 # -- untrusted data is text ---------------------------------------------------------------
@@ -241,157 +216,20 @@ def test_rate_counts_events_per_second_per_bucket() -> None:
     assert "now 200/s" in view.text(t0 + 4.0)
 
 
-# -- choosing a view ----------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("url", "kind"),
-    [
-        ("http://127.0.0.1:1/chat?prompt=hi", "tokens"),
-        ("http://127.0.0.1:1/v1/chat/completions", "tokens"),
-        ("http://127.0.0.1:1/jobs/abc/progress", "progress"),
-        ("http://127.0.0.1:1/ticks?rate=0", "rate"),
-        ("http://127.0.0.1:1/stream?n=3", "table"),
-        ("http://127.0.0.1:1/errors", None),
-    ],
-    ids=["chat", "openai", "job-progress", "ticks", "stream", "unknown"],
-)
-def test_endpoint_picks_the_view(url: str, kind: str | None) -> None:
-    assert kind_for_url(url) == kind
-
-
-@pytest.mark.parametrize(
-    ("events", "kind"),
-    [
-        ([msg({"content": "Hi"})], "tokens"),
-        ([msg({"object": "chat.completion.chunk", "choices": [{"delta": {}}]})], "tokens"),
-        ([msg({"progress": 3, "status": "running"})], "progress"),
-        ([msg("{}", event="progress")], "progress"),
-        ([msg({"t": 1.5, "value": 0.3})], "rate"),
-        ([msg({"count": 1, "message": "Update 1"})], "table"),
-        ([msg("[DONE]"), msg({"count": 1})], "table"),
-        ([msg("plain words")], "log"),
-        ([msg([1, 2])], "log"),
-    ],
-    ids=[
-        "chat",
-        "openai",
-        "progress-key",
-        "progress-event",
-        "ticks",
-        "object",
-        "skip-done",
-        "text",
-        "json-list",
-    ],
-)
-def test_event_shape_picks_the_view(events: list[Event], kind: str) -> None:
-    assert kind_for_events(events) == kind
-
-
-def test_auto_view_waits_then_becomes_the_right_view() -> None:
-    view = make_view("auto", "http://127.0.0.1:1/errors")
-    assert isinstance(view, AutoView)
-    assert "waiting for events" in view.html()
-    view.on_status("open")
-    view.on_events([msg({"progress": 40, "status": "running"}, event="progress")], 0.0)
-    assert isinstance(view.current(), ProgressView)
-    assert (view.progress(), view.count, view.current().status) == ((40, "info"), 1, "open")
-
-
-@pytest.mark.parametrize(
-    ("spec", "cls"),
-    [
-        ("log", LogView),
-        ("table", TableView),
-        ("tokens", TokenView),
-        ("progress", ProgressView),
-        ("rate", RateView),
-        ("auto", TableView),
-    ],
-    ids=["log", "table", "tokens", "progress", "rate", "auto-by-url"],
-)
-def test_make_view_by_name(spec: str, cls: type[View]) -> None:
-    assert type(make_view(spec, "http://127.0.0.1:1/stream")) is cls
-
-
-def test_make_view_keeps_an_instance_and_rejects_unknown_names() -> None:
-    mine = LogView(newest_first=True)
-    assert make_view(mine) is mine
-    with pytest.raises(ValueError, match="unknown view 'pie'"):
-        make_view("pie")
-
-
-# -- the frame: coalesced widget updates --------------------------------------------------
-
-
-@pytest.mark.parametrize("kind", ["log", "table", "tokens", "progress", "rate"])
-def test_frame_sends_at_most_20_messages_a_second_at_50k_events_a_second(
-    kind: str, sends: list[str]
-) -> None:
-    """3 s of 50 k ev/s, fed and ticked every millisecond: every 1 s window holds <= 20."""
-    view = VIEWS[kind]()
-    frame = Frame(view)
-    t0 = view.started
-    sends.clear()
-    at: list[float] = []  # when each message was sent (simulated clock)
-    for ms in range(3000):
-        now = t0 + ms / 1000
-        data = {"progress": ms / 30, "content": "w", "t": ms, "value": ms, "count": ms}
-        view.on_events([msg(data, id=str(ms))] * 50, now)
-        before = len(sends)
-        sent = frame.tick(now)
-        assert len(sends) - before == sent  # the reported count is the real one
-        at += [now] * sent
-    busiest = max(sum(1 for t in at if s <= t < s + 1) for s in at)
-    assert 0 < busiest <= MAX_MESSAGES_PER_SECOND
-    view.on_status("done")
-    assert frame.tick(t0 + 3.0005, final=True) >= 1  # the end state is always sent
-    assert view.count == 150_000
-    assert f"{view.count:,} events" in frame.html.value
-    assert (frame.button.disabled, frame.button.description) == (True, "Done")
-
-
-def test_frame_sends_nothing_when_nothing_changed(sends: list[str]) -> None:
-    view = LogView()
-    frame = Frame(view)
-    view.on_events([msg("a")], view.started)
-    assert frame.tick(view.started + 1) == 1
-    sends.clear()
-    assert frame.tick(view.started + 2) == 0
-    assert sends == []
-
-
-def test_frame_shows_the_bar_only_when_the_view_drives_one() -> None:
-    view = AutoView()
-    frame = Frame(view)
-    assert frame.bar.layout.display == "none"
-    view.on_events([msg({"progress": 60}, event="progress")], view.started)
-    frame.tick(view.started + 1)
-    assert frame.bar.layout.display is None
-    frame.tick(view.started + 2)
-    assert (frame.bar.value, frame.bar.bar_style) == (60, "info")
-
-
-def test_progress_bar_is_drawn_once_live_and_kept_in_the_snapshot() -> None:
-    view = ProgressView()
-    frame = Frame(view)
-    view.on_events(_job(50), view.started)
-    frame.tick(view.started + 1)
-    assert frame.bar.value == 50
-    assert "width:50.0%" not in frame.html.value  # the widget bar shows it live
-    assert "width:50.0%" in view.html()  # the saved snapshot draws its own
-
-
-def test_stop_button_calls_stop() -> None:
-    calls: list[int] = []
-    frame = Frame(LogView(), on_stop=lambda: calls.append(1))
-    frame.button.click()
-    assert calls == [1]
-
-
 def test_text_line_is_plain() -> None:
     view = LogView(title="http://127.0.0.1:1/x")
     view.on_events([msg("a")] * 3, view.started)
     view.on_status("done")
     assert view.text() == "[ssenb] done | http://127.0.0.1:1/x | 3 events"
+
+
+# -- long text keeps its words whole (Jupyter's CSS breaks <pre> text anywhere) -------------
+
+
+@pytest.mark.parametrize("kind", ["log", "tokens"])
+def test_text_blocks_never_break_inside_words(kind: str) -> None:
+    view = VIEWS[kind]()
+    view.on_events([msg({"content": "a model can stream each token"})], view.started)
+    pres = re.findall(r"<pre[^>]*>", view.html())
+    assert pres
+    assert all(WHOLE_WORDS in pre for pre in pres), pres

@@ -26,13 +26,10 @@ from fastapi import FastAPI
 import ssenb
 from ssenb import Event, EventStreamResponse, SSEStatusError
 from ssenb.notebook import Subscription, _loop, watch
-from ssenb.notebook._views import (
-    MAX_MESSAGES_PER_SECOND,
-    LogView,
-    ProgressView,
-    RateView,
-    TokenView,
-)
+from ssenb.notebook._display import MAX_MESSAGES_PER_SECOND, WIDGET_MIMETYPE
+from ssenb.notebook._view_llm import TokenView
+from ssenb.notebook._view_log import LogView
+from ssenb.notebook._view_progress import ProgressView, RateView
 
 XSS = "<img src=x onerror=alert(1)>"
 
@@ -181,6 +178,17 @@ def test_stop_keeps_events_dataframe_and_recording_in_step(
     assert len(sub.events) == len(kept)  # stopped means stopped
 
 
+@pytest.mark.parametrize("record_format", [None, "jsonl", "parquet"])
+def test_the_recording_holds_every_event_in_either_format(
+    url: str, subs: list[Subscription], tmp_path: Path, record_format: str | None
+) -> None:
+    path = tmp_path / ("ds" if record_format == "parquet" else "t.jsonl")
+    sub = start(subs, f"{url}/stream?n=40&interval=0", record=path, record_format=record_format)
+    assert sub.wait(timeout=20)
+    saved = ssenb.read_dataset(path) if record_format == "parquet" else ssenb.read_jsonl(path)
+    assert sorted(saved["id"].astype(int)) == list(range(1, 41))
+
+
 def test_interrupt_while_waiting_stops_and_keeps_the_data(
     url: str, subs: list[Subscription]
 ) -> None:
@@ -234,8 +242,10 @@ def test_an_http_error_is_kept_typed(url: str, subs: list[Subscription]) -> None
 
 
 def test_bad_arguments_fail_at_once(url: str) -> None:
-    with pytest.raises(TypeError, match="no_such_option"):
-        watch(f"{url}/stream", display=False, no_such_option=1)
+    with pytest.raises(TypeError, match=r"watch\(\) got unexpected keyword.*'no_such_option'"):
+        watch(f"{url}/stream", display=False, no_such_option=1)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match=r"Subscription\(\) got unexpected keyword.*'hedaers'"):
+        Subscription(f"{url}/stream", display=False, hedaers={})  # type: ignore[call-arg]
     with pytest.raises(ValueError, match="unknown view"):
         watch(f"{url}/stream", display=False, view="pie")
     with pytest.raises(FileNotFoundError):
@@ -327,13 +337,14 @@ def test_widget_view_sends_at_most_20_messages_a_second_at_full_rate(
     assert "stopped" in html
 
 
-def test_snapshot_bundle_carries_the_widget_and_escaped_html(
+def test_the_bundle_is_live_while_streaming_and_the_snapshot_alone_at_the_end(
     shapes: str, subs: list[Subscription]
 ) -> None:
-    sub = start(subs, f"{shapes}/chat?prompt={XSS}", display=True)
+    sub = start(subs, f"{shapes}/chat?prompt={XSS}&delay=0.2", display=True)
+    assert WIDGET_MIMETYPE in sub._bundle()  # live: the widget (and the snapshot)
     assert sub.wait(timeout=10)
     bundle = sub._bundle()
-    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert set(bundle) == {"text/html", "text/plain"}  # ended: what nbconvert shows offline
     assert "&lt;img src=x onerror=alert(1)&gt;" in bundle["text/html"]
     assert "<img" not in bundle["text/html"]
 

@@ -3,8 +3,9 @@
 One notebook runs the way a user would: a watch keeps consuming while the next cell blocks in
 `time.sleep`; a kernel interrupt (nbclient interrupts a cell that overruns its timeout) does
 not touch it; `stop()` keeps the data; at 50 k+ events/s the view sends at most 20 comm
-messages per second (counted by wrapping `Widget._send` in the kernel); and `wait()` makes
-the saved notebook hold the final widget state and the final HTML snapshot.
+messages per second (counted by wrapping `Widget._send` in the kernel); `wait()` and `stop()`
+make the saved notebook hold the final HTML snapshot in place of the widget (a watch still
+running keeps its widget); a third-party view registered in the kernel is chosen by "auto".
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import Any
 import nbformat
 import pytest
 from nbclient import NotebookClient
+
+from ssenb.notebook._display import WIDGET_MIMETYPE
 
 pytestmark = pytest.mark.slow
 
@@ -61,7 +64,7 @@ print(json.dumps({"still": still, "status": sub.status, "events": len(sub.events
     # 6: count its messages while it runs for 2 s
     """
 began = time.monotonic(); time.sleep(2); fast.stop(); ended = time.monotonic()
-mine = {w.model_id for w in fast._frame.widgets()}
+mine = set(fast._frame.model_ids.values())
 live = [t for t, m in SENT if m in mine and began - 0.5 <= t < ended - 0.05]
 busiest = max(sum(1 for u in live if t <= u < t + 1) for t in live)
 print(json.dumps({"rate": len(fast.events) / (ended - began), "busiest": busiest,
@@ -72,7 +75,7 @@ print(json.dumps({"rate": len(fast.events) / (ended - began), "busiest": busiest
     # 8: wait from a later cell: state and snapshot are re-sent from here
     """
 done.wait(10)
-print(json.dumps({"status": done.status, "html_model": done._frame.html.model_id}))
+print(json.dumps({"status": done.status, "html_model": done._frame.model_ids["html"]}))
 """,
     # 9: a bare `watch(...)` as the cell's last line is shown once, not twice
     'ssenb.watch(srv.url + "/stream?n=2&interval=0")',
@@ -87,9 +90,31 @@ bad = ssenb.watch(esrv.url + "/evil", view="log")
     # 11
     """
 bad.wait(10); esrv.stop()
-print(json.dumps({"status": bad.status, "html_model": bad._frame.html.model_id}))
+print(json.dumps({"status": bad.status, "html_model": bad._frame.model_ids["html"]}))
+""",
+    # 12: a third-party view, registered here, outranks the table for /stream's events
+    """
+class Where(ssenb.View):
+    kind = "where"
+    def __init__(self, *, title=""):
+        super().__init__(title=title)
+        self.at = ""
+    def _add(self, events, now):
+        self.at = f"{json.loads(events[-1].data)['count']} of 4"
+    def _body_html(self, now):
+        return f"<div>where: {self.esc(self.at)}</div>"
+counted = lambda url, events: any('"count"' in ev.data for ev in events)
+ssenb.register_view("where", Where, match=counted, priority=1)
+w = ssenb.watch(srv.url + "/stream?n=4&interval=0.02")
+""",
+    # 13
+    """
+w.wait(10)
+print(json.dumps({"kind": w.view.current().kind, "status": w.status}))
 """,
     "srv.stop()",
+    # 15: still streaming when the notebook is saved: the widget stays, with its snapshot
+    'still = ssenb.watch(ssenb.serve(name="kernel-live").url + "/ticks?rate=5")',
 ]
 
 
@@ -117,9 +142,23 @@ def executed(tmp_path_factory: pytest.TempPathFactory) -> Any:
     return nbformat.read(path, as_version=4)
 
 
-def test_watch_displays_a_widget_and_an_html_snapshot(executed: Any) -> None:
-    (out,) = [o for o in executed.cells[1].outputs if o.output_type == "display_data"]
-    assert "application/vnd.jupyter.widget-view+json" in out.data
+def _display(cell: Any) -> Any:
+    (out,) = [o for o in cell.outputs if o.output_type == "display_data"]
+    return out
+
+
+def test_a_running_watch_is_saved_as_its_widget_and_a_snapshot(executed: Any) -> None:
+    out = _display(executed.cells[15])
+    assert WIDGET_MIMETYPE in out.data
+    assert 'class="ssenb-view' in out.data["text/html"]
+
+
+@pytest.mark.parametrize(
+    "cell", [1, 5, 7, 9, 10, 12], ids=["stopped", "fast", "done", "bare", "hostile", "third-party"]
+)
+def test_a_finished_watch_is_saved_as_its_snapshot_alone(executed: Any, cell: int) -> None:
+    out = _display(executed.cells[cell])
+    assert set(out.data) == {"text/html", "text/plain"}  # what nbconvert shows offline
     assert 'class="ssenb-view' in out.data["text/html"]
 
 
@@ -143,14 +182,15 @@ def test_message_rate_is_bounded_at_full_speed(executed: Any) -> None:
 
 
 def test_saved_notebook_holds_the_final_state(executed: Any) -> None:
-    html_model = _json_out(executed.cells[8])["html_model"]
-    state = executed.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
-    value = state[html_model]["state"]["value"]
-    assert "<b>done</b>" in value
-    assert "5 events" in value
-    (out,) = [o for o in executed.cells[7].outputs if o.output_type == "display_data"]
-    assert "<b>done</b>" in out.data["text/html"]  # the static snapshot was updated too
-    assert "5 events" in out.data["text/html"]
+    assert _json_out(executed.cells[8])["status"] == "done"
+    html = _display(executed.cells[7]).data["text/html"]  # refreshed from the waiting cell
+    assert "<b>done</b>" in html
+    assert "5 events" in html
+
+
+def test_a_view_registered_in_the_kernel_is_chosen_by_auto(executed: Any) -> None:
+    assert _json_out(executed.cells[13]) == {"kind": "where", "status": "done"}
+    assert "where: 4 of 4" in _display(executed.cells[12]).data["text/html"]
 
 
 def test_a_bare_watch_expression_is_displayed_once(executed: Any) -> None:
@@ -159,10 +199,8 @@ def test_a_bare_watch_expression_is_displayed_once(executed: Any) -> None:
 
 
 def test_hostile_event_data_shows_as_text_live_and_saved(executed: Any) -> None:
-    out = _json_out(executed.cells[11])
-    assert out["status"] == "done"
+    assert _json_out(executed.cells[11])["status"] == "done"
     state = executed.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
-    (shown,) = [o for o in executed.cells[10].outputs if o.output_type == "display_data"]
-    for html in (state[out["html_model"]]["state"]["value"], shown.data["text/html"]):
-        assert "&lt;img src=x onerror=alert(1)&gt;" in html
-        assert "<img" not in html
+    saved = json.dumps(state) + _display(executed.cells[10]).data["text/html"]
+    assert "&lt;img src=x onerror=alert(1)&gt;" in saved
+    assert "<img" not in saved

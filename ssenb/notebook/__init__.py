@@ -1,14 +1,18 @@
-"""Notebook-side consumers: DataFrame batching and blocking collection (live views join here)."""
+"""Notebook-side consumers: DataFrame batching, blocking collection, live views."""
 
 from __future__ import annotations
 
 from ._batcher import DataFrameBatcher
 from ._collect import collect
+from ._view_base import View
+from ._views import register_view
 from ._watch import Subscription, watch
 
 __all__ = [
     "DataFrameBatcher",
     "Subscription",
+    "View",
     "collect",
+    "register_view",
     "watch",
 ]

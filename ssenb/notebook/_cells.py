@@ -6,17 +6,18 @@ that send a cell id with each execution (JupyterLab, Notebook 7, VS Code) put it
 execute request's metadata as `cellId`; a watch remembers the cell and the request that
 started it, and the next request of the same cell stops it first. Several watches started
 by one run of a cell all stay. Without a cell id (plain IPython, nbclient) nothing changes.
+Which cell runs now is asked of the kernel by `_display.current_cell()`; this module only
+keeps the bookkeeping, so it needs no kernel.
 """
 
 from __future__ import annotations
 
-import sys
 import weakref
 from typing import Any, NamedTuple
 
 from .. import _state
 
-__all__ = ["Cell", "current", "remember", "stop_previous"]
+__all__ = ["Cell", "remember", "stop_previous"]
 
 
 class Cell(NamedTuple):
@@ -30,23 +31,6 @@ class Cell(NamedTuple):
 _BY_CELL: dict[str, tuple[str, list[weakref.ref[Any]]]] = _state.flags.setdefault(
     "watches_by_cell", {}
 )
-
-
-def current() -> Cell | None:
-    """The cell being executed in this kernel, when the frontend says which."""
-    getipython = sys.modules.get("IPython.core.getipython")  # plain Python: never import it
-    if getipython is None:
-        return None
-    kernel = getattr(getipython.get_ipython(), "kernel", None)
-    get_parent = getattr(kernel, "get_parent", None)
-    if get_parent is None:
-        return None
-    parent = get_parent("shell") or {}
-    cell_id = (parent.get("metadata") or {}).get("cellId")
-    request = (parent.get("header") or {}).get("msg_id")
-    if not isinstance(cell_id, str) or not cell_id or not request:
-        return None
-    return Cell(cell_id, request)
 
 
 def stop_previous(cell: Cell | None) -> int:

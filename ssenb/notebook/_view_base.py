@@ -1,18 +1,41 @@
-"""The small interface every live view implements, and the shared header line.
+"""`ssenb.View`: the base class of every live view, and how to write your own.
 
 A view is plain state plus pure rendering, so it is testable without a server, a kernel or
-widgets:
+widgets. Subclass it, then `ssenb.register_view("name", MyView, match=...)`:
 
-- `on_events(events, now)` folds a batch of events into the view's state. It is called on
-  the ssenb loop thread, so it must be cheap: keep raw events, parse only what is shown.
-- `on_status(status, error)` records the subscription's state ("connecting", "open",
-  "reconnecting", "done", "stopped", "error") and the error that ended it.
-- `html(now, bar=...)` returns the whole view as HTML (header line, a bar for progress views
-  unless `bar=False` because a live widget bar shows it, then the body) for the live widget
-  and for the static snapshot kept in the notebook file; every piece of event data in it goes
-  through `html.escape`, because event data is untrusted.
-- `progress()` returns `(percent, bar_style)` when the view drives a progress bar, else None.
-- `text(now)` returns one plain line for terminals and plain Python.
+    class Latest(ssenb.View):
+        kind = "latest"              # its name in headers and CSS (`ssenb-latest`)
+        interval = 0.25              # least seconds between two renders of this view
+
+        def __init__(self, *, title: str = "") -> None:   # built as cls(title=url)
+            super().__init__(title=title)
+            self.last = None
+
+        def _add(self, events, now):         # on the ssenb loop: keep it cheap
+            self.last = events[-1].data
+
+        def _body_html(self, now):           # escape every piece of event data
+            return f"<pre>{self.esc(self.last)}</pre>"
+
+What to override:
+
+- `_add(events, now)`: fold a batch of events into the state (the base has already counted
+  them in `count` and noted `first_at` / `last_at`). It runs on the ssenb loop thread for
+  every batch, whatever the rate, so keep raw events or a few numbers and format nothing.
+- `_body_html(now)`: the view's body as HTML. Put event data through `self.esc()` (and
+  long values through `self.shorten(text, limit)`): event data is untrusted.
+- optionally `_summary(now)`: a few plain words for the header and the text line;
+  `progress()`: `(percent, bar_style)` to drive the widget's progress bar, with
+  `_bar_html()` drawing the same bar in the saved snapshot; `on_status(status, error)` to
+  react to "connecting", "open", "reconnecting", "done", "stopped", "error".
+
+How state reaches the widget: nothing is pushed. One renderer on the loop calls `html(now,
+bar=False)` at most every `interval` seconds and sends the HTML widget's value only when the
+markup changed, within a budget of 20 comm messages per second per view (`_display.Frame`).
+So a view at 50 k events/s costs one `_add` per batch plus a few renders per second, and
+whatever `html()` returns last is also the final snapshot kept in the saved notebook, where
+nbconvert, GitHub and nbviewer show it without a kernel. `text(now)` gives the one-line form
+for terminals and plain Python.
 
 Time is always passed in (`time.monotonic()` seconds), never read inside, so tests control it.
 """
@@ -20,13 +43,14 @@ Time is always passed in (`time.monotonic()` seconds), never read inside, so tes
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Sequence
 from time import monotonic
 from typing import ClassVar
 
 from .._models import Event
 
-__all__ = ["FINAL", "View", "esc", "fmt_count", "fmt_rate", "shorten"]
+__all__ = ["FINAL", "WHOLE_WORDS", "View", "esc", "fmt_count", "fmt_rate", "keep_words", "shorten"]
 
 FINAL = frozenset({"done", "stopped", "error"})
 
@@ -38,6 +62,31 @@ _COLOURS = {
     "stopped": "#616161",
     "error": "#c62828",
 }
+
+
+# Jupyter's output CSS (JupyterLab, and nbconvert's HTML, so nbviewer too) sets
+# `word-break: break-all` on every `<pre>` in an output: long text then wraps inside words
+# ("strea" at the end of one line, "m" on the next). A view's text blocks keep words whole
+# and break only a word longer than the line.
+WHOLE_WORDS = "word-break:normal;overflow-wrap:anywhere"
+_PRE = re.compile(r'<pre(?=[\s>])(\s+style="([^"]*)")?')
+
+
+def keep_words(markup: str) -> str:
+    """Give every `<pre>` of a view's own markup `WHOLE_WORDS` (unless it sets word-break).
+
+    Safe on rendered views: event data in them is escaped, so it never contains `<pre`.
+    """
+
+    def fix(m: re.Match[str]) -> str:
+        style = m.group(2)
+        if style is None:
+            return f'<pre style="{WHOLE_WORDS}"'
+        if "word-break" in style:
+            return m.group(0)
+        return f'<pre style="{WHOLE_WORDS};{style}"'
+
+    return _PRE.sub(fix, markup)
 
 
 def esc(value: object) -> str:
@@ -65,15 +114,18 @@ def fmt_rate(per_second: float) -> str:
 
 
 class View:
-    """Base class: counts events, tracks status and error, renders the header line.
+    """Base class of every view: counts events, tracks status and error, renders the header.
 
     Subclasses set `kind`, may lower or raise `interval` (the least time between two renders
-    of this view, in seconds) and implement `_body_html`, and optionally `_summary` (extra words
-    for the header and the text line) and `progress`.
+    of this view, in seconds), implement `_add` and `_body_html`, and optionally `_summary`,
+    `progress` with `_bar_html`, and `on_status` (see the module doc). Built as
+    `cls(title=url)`, so a subclass's own arguments must be keyword arguments with defaults.
     """
 
     kind: ClassVar[str] = "view"
     interval: ClassVar[float] = 0.25
+    esc = staticmethod(esc)  # for subclasses: escape untrusted data (quotes too)
+    shorten = staticmethod(shorten)  # for subclasses: cut text to a length with an ellipsis
 
     def __init__(self, *, title: str = "") -> None:
         self.title = title
@@ -146,10 +198,10 @@ class View:
         """The whole view as escaped HTML: the live widget's value (`bar=False`: the widget
         has a real progress bar) and the saved snapshot (`bar=True`)."""
         now = monotonic() if now is None else now
+        body = keep_words(self._body_html(now))
         return (
             f'<div class="ssenb-view ssenb-{self.kind}" style="line-height:1.4">'
-            f"{self.header_html(now)}"
-            f"{self._bar_html() if bar else ''}{self._body_html(now)}</div>"
+            f"{self.header_html(now)}{self._bar_html() if bar else ''}{body}</div>"
         )
 
     def text(self, now: float | None = None) -> str:

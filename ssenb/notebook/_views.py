@@ -1,22 +1,20 @@
-"""Choosing a view, and binding it to widgets under a message budget.
+"""The view registry: names, `register_view`, and how `view="auto"` chooses.
 
-`make_view("auto", url)` picks by endpoint (`/chat` -> tokens, `/progress` -> progress,
-`/ticks` -> rate, `/stream` -> table) and, for other URLs, by the shape of the first events.
-
-`Frame` shows a view with three ipywidgets: an optional `IntProgress`, one `HTML` holding the
-escaped header and body, and a Stop button. `Frame.tick(now)` is called by one throttled
-renderer on the ssenb loop: it sets only traits whose value changed, one comm message per
-widget (`hold_sync`), and spaces ticks so that a view never sends more than
-`MAX_MESSAGES_PER_SECOND` messages in any one-second window, whatever the event rate; the
-final `tick(now, final=True)` always sends, so the end state reaches the frontend. Traits are
-only ever *set* from the loop thread (safe with ipykernel >= 7.1), never `with output:`.
+Every view, built-in or not, is one `register_view(name, cls, match=..., priority=...)`
+call. `make_view("auto", url)` asks the registered `match(url, events)` functions, highest
+`priority` first, then in registration order: first with no events (the URL alone decides, so
+`/chat` shows the tokens view before its first token, unless a view of higher priority is
+registered, which then gets to see the events), then with the first batch of events. When
+nothing matches, a stream of JSON objects gets the table and anything else the log. The
+registry is pure (no widgets): `_display.Frame` shows whatever it returns.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -29,75 +27,194 @@ from ._view_progress import ProgressView, RateView
 __all__ = [
     "VIEWS",
     "AutoView",
-    "Frame",
-    "LogView",
-    "ProgressView",
-    "RateView",
-    "TableView",
-    "TokenView",
-    "View",
-    "kind_for_events",
-    "kind_for_url",
+    "Match",
+    "choose",
     "make_view",
+    "register_view",
+    "registered",
+    "unregister_view",
+    "view_class",
 ]
 
-MAX_MESSAGES_PER_SECOND = 20
-VIEWS: dict[str, type[View]] = {
-    "log": LogView,
-    "table": TableView,
-    "tokens": TokenView,
-    "progress": ProgressView,
-    "rate": RateView,
-}
+Match = Callable[[str, Sequence[Event]], bool]
+"""`match(url, events) -> bool`: does this view fit? Called with `events=()` first."""
 
 
-def kind_for_url(url: str) -> str | None:
-    """The view kind an endpoint path implies, or None when the path says nothing."""
-    path = urlsplit(url).path.rstrip("/")
-    if path.endswith("/chat") or path.endswith("/chat/completions"):
-        return "tokens"
-    if path.endswith("/progress"):
-        return "progress"
-    if path.endswith("/ticks"):
-        return "rate"
-    if path.endswith("/stream"):
-        return "table"
+@dataclass(frozen=True)
+class _Entry:
+    cls: type[View]
+    match: Match | None
+    priority: int
+    order: int
+
+
+_REGISTRY: dict[str, _Entry] = {}
+_ORDER = itertools.count()
+_RESERVED = frozenset({"auto"})
+
+
+def register_view(
+    name: str, cls: type[View], *, match: Match | None = None, priority: int = 0
+) -> None:
+    """Make `cls` available as `watch(url, view=name)`, and to `view="auto"` through `match`.
+
+    Args:
+        name: the view's name (not "auto"). Registering a name again replaces that view and
+            keeps its place in the order (re-running a notebook cell is harmless).
+        cls: a `ssenb.View` subclass, built as `cls(title=url)`.
+        match: `match(url, events) -> bool`, asked by `view="auto"`: first with `events=()`
+            (decide by URL, or say False to wait for events), then with the first batch.
+            It must be cheap and must not raise; an exception counts as "no". None: the view
+            is only ever chosen by name.
+        priority: higher is asked first; equal priorities go in registration order (the
+            built-ins are registered first, at 0).
+    """
+    if not isinstance(name, str) or not name.strip() or name in _RESERVED:
+        raise ValueError(f"a view name must be a non-empty string other than 'auto', not {name!r}")
+    if not (isinstance(cls, type) and issubclass(cls, View)):
+        raise TypeError(f"register_view({name!r}, ...) wants a ssenb.View subclass, not {cls!r}")
+    if match is not None and not callable(match):
+        raise TypeError(f"match must be callable(url, events) -> bool, not {match!r}")
+    old = _REGISTRY.get(name)
+    order = old.order if old is not None else next(_ORDER)
+    _REGISTRY[name] = _Entry(cls, match, int(priority), order)
+
+
+class _Registered(Mapping[str, type[View]]):
+    """`VIEWS`: a live, read-only name -> class view of the registry, in `registered()` order."""
+
+    def __getitem__(self, name: str) -> type[View]:
+        return _REGISTRY[name].cls
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(registered())
+
+    def __len__(self) -> int:
+        return len(_REGISTRY)
+
+
+VIEWS: Mapping[str, type[View]] = _Registered()
+
+
+def unregister_view(name: str) -> None:
+    """Remove a registered view (built-ins too); unknown names are ignored."""
+    _REGISTRY.pop(name, None)
+
+
+def registered() -> list[str]:
+    """The registered view names, in the order `view="auto"` asks them."""
+    ranked = sorted(_REGISTRY.items(), key=lambda item: (-item[1].priority, item[1].order))
+    return [name for name, _ in ranked]
+
+
+def view_class(name: str) -> type[View]:
+    """The class registered as `name`; ValueError naming every choice for an unknown one."""
+    entry = _REGISTRY.get(name)
+    if entry is None:
+        names = ", ".join(["auto", *sorted(_REGISTRY)])
+        raise ValueError(f"unknown view {name!r}: use one of {names}, or a View instance")
+    return entry.cls
+
+
+def choose(url: str, events: Sequence[Event] = ()) -> str | None:
+    """The first registered view whose `match(url, events)` says yes, or None."""
+    for name in registered():
+        match = _REGISTRY[name].match
+        try:
+            if match is not None and match(url, events):
+                return name
+        except Exception:  # a third-party matcher's bug must not stop the stream
+            continue
     return None
 
 
-def kind_for_events(events: Sequence[Event]) -> str:
-    """The view kind the first events' shape implies (log when nothing more specific fits)."""
-    for ev in events:
-        if ev.event == "progress":
-            return "progress"
-        if ev.data == "[DONE]":
-            continue
-        try:
-            value: Any = json.loads(ev.data)
-        except ValueError:
-            return "log"
-        if not isinstance(value, dict):
-            return "log"
-        if "progress" in value:
-            return "progress"
-        if "choices" in value or (
-            set(value) <= {"content", "finish_reason", "role"} and token_of(value)[0] is not None
-        ):
-            return "tokens"
-        if {"t", "value"} <= set(value):
-            return "rate"
-        return "table"
+def _outranked(name: str) -> bool:
+    """Whether a view with a higher priority than `name` has a `match` to ask."""
+    rank = _REGISTRY[name].priority
+    return any(e.match is not None and e.priority > rank for e in _REGISTRY.values())
+
+
+def _fallback(events: Sequence[Event]) -> str:
+    """Nothing matched: JSON objects get the table, anything else the log."""
+    for value in _values(events):
+        return "table" if isinstance(value, dict) else "log"
     return "log"
 
 
+# -- the built-in matchers: today's rules, by endpoint and by the first event's shape ----
+
+_NOT_JSON = object()
+
+
+def _values(events: Sequence[Event]) -> list[Any]:
+    """The first event's parsed data (skipping `[DONE]`), as a one-item list (or empty)."""
+    for ev in events:
+        if ev.data == "[DONE]":
+            continue
+        try:
+            return [json.loads(ev.data)]
+        except ValueError:
+            return [_NOT_JSON]
+    return []
+
+
+def _path_ends(url: str, *suffixes: str) -> bool:
+    return urlsplit(url).path.rstrip("/").endswith(suffixes)
+
+
+def _match_progress(url: str, events: Sequence[Event]) -> bool:
+    if _path_ends(url, "/progress"):
+        return True
+    for ev in events:
+        if ev.event == "progress":
+            return True
+        if ev.data != "[DONE]":
+            break
+    return any(isinstance(v, dict) and "progress" in v for v in _values(events))
+
+
+def _match_tokens(url: str, events: Sequence[Event]) -> bool:
+    """LLM token streams: `/chat`, `/chat/completions`, OpenAI chunks, `{"content": ...}`."""
+    if _path_ends(url, "/chat", "/chat/completions"):
+        return True
+    return any(
+        isinstance(v, dict)
+        and (
+            "choices" in v
+            or (set(v) <= {"content", "finish_reason", "role"} and token_of(v)[0] is not None)
+        )
+        for v in _values(events)
+    )
+
+
+def _match_rate(url: str, events: Sequence[Event]) -> bool:
+    if _path_ends(url, "/ticks"):
+        return True
+    return any(isinstance(v, dict) and {"t", "value"} <= set(v) for v in _values(events))
+
+
+def _match_table(url: str, events: Sequence[Event]) -> bool:
+    return _path_ends(url, "/stream")
+
+
+# the built-ins, one line each ("log" and "table" are also the fallbacks; "chart" is kept free
+# for a chart view registered the same way)
+register_view("log", LogView)
+register_view("table", TableView, match=_match_table)
+register_view("progress", ProgressView, match=_match_progress)
+register_view("tokens", TokenView, match=_match_tokens)
+register_view("rate", RateView, match=_match_rate)
+
+
 class AutoView(View):
-    """Waits for the first events, then becomes the view their shape calls for."""
+    """Waits for the first events, then becomes the view the registry chooses for them."""
 
     kind = "auto"
     interval = 0.05
 
-    def __init__(self, *, title: str = "") -> None:
-        super().__init__(title=title)
+    def __init__(self, *, url: str = "", title: str = "") -> None:
+        super().__init__(title=title or url)
+        self.url = url
         self.inner: View | None = None
 
     def on_events(self, events: Sequence[Event], now: float) -> None:
@@ -105,7 +222,8 @@ class AutoView(View):
         if not events:
             return
         if self.inner is None:
-            self.inner = VIEWS[kind_for_events(events)](title=self.title)
+            name = choose(self.url, events) or _fallback(events)
+            self.inner = view_class(name)(title=self.title)
             self.inner.started = self.started
             self.inner.on_status(self.status, self.error)
         self.inner.on_events(events, now)
@@ -136,132 +254,15 @@ class AutoView(View):
 
 
 def make_view(view: str | View, url: str = "") -> View:
-    """A view from a name ("auto", "log", "table", "tokens", "progress", "rate") or instance."""
+    """A view from a registered name, "auto" (chosen by `match`), or a View instance."""
     if isinstance(view, View):
         view.title = view.title or url
         return view
+    if not isinstance(view, str):
+        raise TypeError(f"view must be a name or a ssenb.View instance, not {view!r}")
     if view == "auto":
-        kind = kind_for_url(url)
-        return AutoView(title=url) if kind is None else VIEWS[kind](title=url)
-    try:
-        return VIEWS[view](title=url)
-    except KeyError:
-        names = ", ".join(["auto", *VIEWS])
-        raise ValueError(f"unknown view {view!r}: use one of {names} or a View") from None
-
-
-class Frame:
-    """The widgets of one view and the budgeted sync of its state to the frontend.
-
-    Create it on the thread that displays it (the cell's); call `tick` from one thread only
-    (the ssenb loop). `on_stop` runs when the Stop button is clicked.
-    """
-
-    def __init__(self, view: View, on_stop: Callable[[], object] | None = None) -> None:
-        import ipywidgets as w
-
-        self.view = view
-        # layouts are passed in, not set afterwards: each later set would be one more message
-        shown = None if view.progress() is not None else "none"
-        self.html = w.HTML(value=view.html(bar=False))
-        self.bar = w.IntProgress(
-            value=0,
-            min=0,
-            max=100,
-            bar_style="info",
-            layout=w.Layout(width="min(480px, 100%)", display=shown),
-        )
-        self.button = w.Button(
-            description="Stop",
-            icon="stop",
-            tooltip="stop this subscription (data is kept)",
-            layout=w.Layout(width="auto", align_self="flex-start"),
-        )
-        if on_stop is not None:
-            self.button.on_click(lambda _button: on_stop())
-        self.box = w.VBox([self.bar, self.html, self.button])
-        self.next_at = 0.0
-        self.sent = 0
-        self.finished = False
-        self._lock = threading.Lock()  # a tick (loop) and a resend (cell) never interleave
-        self.handles: list[Any] = []  # IPython DisplayHandles showing this frame
-        self.shown_in: int | None = None  # execution count of the cell that showed it last
-
-    def bundle(self, plain: str, snapshot: str) -> dict[str, Any]:
-        """The display bundle: the live widget, plus the HTML snapshot that frontends
-        without a widget manager (GitHub, nbviewer, nbconvert) show instead."""
-        return {**self.box._repr_mimebundle_(), "text/html": snapshot, "text/plain": plain}
-
-    def show(self, bundle: Callable[[], dict[str, Any]], cell: int | None) -> None:
-        """Display once per cell `cell` (a repeat in the same cell, e.g. `watch(...)` as the
-        last line, shows nothing), with a display id so the snapshot can be updated."""
-        from IPython.display import display
-
-        if cell is not None and cell == self.shown_in:
-            return
-        self.shown_in = cell
-        self.handles.append(display(bundle(), raw=True, display_id=True))
-
-    def update(self, bundle: dict[str, Any]) -> None:
-        """Refresh every display of this frame with `bundle` (the new snapshot)."""
-        for handle in self.handles:
-            handle.update(bundle, raw=True)
-
-    def resend(self, bundle: dict[str, Any]) -> None:
-        """From the current cell: re-send all widget state and refresh the snapshot, so a
-        notebook saved or executed now (nbclient) stores the final values, not stale ones."""
-        with self._lock:
-            for widget in self.widgets():
-                widget.send_state()
-        self.update(bundle)
-
-    def widgets(self) -> list[Any]:
-        """Every widget whose state a saved notebook needs (for `send_state` from a cell)."""
-        return [self.box, self.bar, self.bar.layout, self.html, self.button, self.button.layout]
-
-    def _live(self) -> View:
-        return self.view.current() if isinstance(self.view, AutoView) else self.view
-
-    def tick(self, now: float, final: bool = False) -> int:
-        """Sync what changed if the budget allows (always when `final`); returns messages sent.
-
-        A live tick sends at most `per_tick` messages (1, or 2 with a bar: the bar and the
-        HTML) and is followed by a pause of at least the view's `interval` and `per_tick / 20`
-        s, so a one-second window holds at most 20 messages from live ticks. The final tick
-        sends everything left.
-        """
-        if self.finished or (not final and now < self.next_at):
-            return 0
-        with self._lock:
-            return self._tick(now, final)
-
-    def _tick(self, now: float, final: bool) -> int:
-        budget = 99 if final else 2
-        sent = 0
-        progress = self.view.progress()
-        if progress is not None:
-            if self.bar.layout.display == "none":
-                self.bar.layout.display = None  # once, when the view first drives a bar
-                sent += 1
-            value, style = progress
-            if (self.bar.value, self.bar.bar_style) != (value, style):
-                with self.bar.hold_sync():
-                    self.bar.value = value
-                    self.bar.bar_style = style
-                sent += 1
-        if sent < budget:
-            markup = self.view.html(now, bar=False)
-            if markup != self.html.value:
-                self.html.value = markup
-                sent += 1
-        if final:
-            with self.button.hold_sync():
-                self.button.disabled = True
-                self.button.description = self.view.status.capitalize()
-            sent += 1
-            self.finished = True
-        per_tick = 2 if progress is not None else 1  # the most a live tick may send
-        gap = max(self._live().interval, per_tick / MAX_MESSAGES_PER_SECOND)
-        self.next_at = now + gap * 1.01  # 1 % slack: clock jitter never fits an extra tick
-        self.sent += sent
-        return sent
+        name = choose(url)
+        if name is None or _outranked(name):  # a view that ranks higher may want the events
+            return AutoView(url=url)
+        return view_class(name)(title=url)
+    return view_class(view)(title=url)

@@ -9,12 +9,14 @@ Why it works this way:
    there are no locks; other threads read through `_loop.call` or atomic copies.
 3. Widgets are created in the cell that calls `watch()` and afterwards only have traits set,
    from one throttled renderer (`Frame.tick`: at most 20 comm messages per second per view),
-   never `with output:`. A final tick sends the end state.
-4. Widget state changed from the loop is stamped with an earlier cell as parent, so a
-   notebook executed by nbclient would save it stale: `wait()` and `await sub` re-send every
-   widget's state and refresh the static HTML snapshot from the *current* cell.
-5. The display bundle carries both the widget view and an escaped HTML snapshot (and the
-   snapshot is refreshed when the stream ends), so GitHub and nbviewer show the result.
+   never `with output:`. A final tick sends the end state. Everything that touches IPython or
+   widgets is in `_display`; this module holds data and control only.
+4. Messages sent from the loop are stamped with another cell as parent, so a notebook
+   executed by nbclient (which keeps only the messages of the cell it runs) would save them
+   stale: `wait()`, `stop()` and `await sub` refresh every display from the *current* cell.
+5. While streaming, the display bundle carries the widget view and an escaped HTML snapshot;
+   when the stream ends every display becomes the final snapshot alone (`Frame.finish`), so
+   a saved notebook reads the same in nbconvert, GitHub and nbviewer, offline, no kernel.
 6. Without a kernel (plain Python, terminal IPython) there are no widgets: a text status line
    goes to stderr at most once a second and once at the end.
 """
@@ -24,21 +26,24 @@ from __future__ import annotations
 import asyncio
 import atexit
 import logging
+import os
 import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Generator
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal, Unpack
 
-from .. import _state
+from .. import _state, recording
 from .._models import Event
-from ..client import EventSource
-from ..recording import JSONLRecorder
-from . import _cells, _loop
+from ..client import EventSource, SourceOptions, check_source_options
+from ..recording import DatasetRecorder, JSONLRecorder
+from . import _cells, _display, _loop
 from ._batcher import DataFrameBatcher
+from ._display import Frame
 from ._view_base import FINAL, View
-from ._views import Frame, make_view
+from ._views import make_view
 
 __all__ = ["Subscription", "watch"]
 
@@ -46,13 +51,23 @@ TICK = 0.05  # seconds between renderer wake-ups (views and the frame throttle f
 TEXT_EVERY = 1.0  # seconds between plain-text status lines
 STOP_TIMEOUT = 5.0
 _log = logging.getLogger("ssenb")
+RecordFormat = Literal["jsonl", "parquet"]
 
 
-def _in_kernel() -> bool:
-    """True inside a Jupyter kernel (widgets can render); False in plain Python or a terminal."""
-    ipython = sys.modules.get("IPython")
-    shell = ipython.get_ipython() if ipython is not None else None  # type: ignore[attr-defined]
-    return shell is not None and getattr(shell, "kernel", None) is not None
+def _open_recorder(
+    path: str | os.PathLike[str], fmt: RecordFormat | None, source: str
+) -> JSONLRecorder | DatasetRecorder:
+    """The recorder for `path` from the recording layer's `open_recorder` (JSONL or Parquet);
+    until that lands here, the same choice as `record()`: "parquet" or a folder, else JSONL."""
+    opener = getattr(recording, "open_recorder", None)
+    if opener is not None:
+        opened: JSONLRecorder | DatasetRecorder = opener(path, format=fmt, source=source)
+        return opened
+    if fmt not in (None, "jsonl", "parquet"):
+        raise ValueError(f"record_format must be 'jsonl' or 'parquet', not {fmt!r}")
+    if fmt == "parquet" or (fmt is None and Path(path).is_dir()):
+        return DatasetRecorder(path, source=source)
+    return JSONLRecorder(path, source=source)
 
 
 class Subscription:
@@ -70,16 +85,20 @@ class Subscription:
         url: str,
         *,
         view: str | View = "auto",
-        record: Any = None,
+        record: str | os.PathLike[str] | None = None,
+        record_format: RecordFormat | None = None,
         batch_size: int = 1000,
         flush_interval: float = 0.5,
         max_rows: int | None = None,
         display: bool | None = None,
-        **source_kw: Any,
+        **source_kw: Unpack[SourceOptions],
     ) -> None:
+        check_source_options("Subscription", source_kw)
         self.url = str(url)
         self.view = make_view(view, self.url)
-        self._source = EventSource(self.url, on_state=self._on_state, **source_kw)
+        self._user_on_state = source_kw.get("on_state")  # called too, before ours
+        options: SourceOptions = {**source_kw, "on_state": self._on_state}
+        self._source = EventSource(self.url, **options)
         self._batcher = DataFrameBatcher(
             batch_size=batch_size, flush_interval=flush_interval, max_rows=max_rows
         )
@@ -89,8 +108,8 @@ class Subscription:
         self.error: BaseException | None = None
         self._stopping = False
         self._done = threading.Event()
-        self._text = display is None and not _in_kernel()
-        self._recorder = None if record is None else JSONLRecorder(record, source=self.url)
+        self._text = display is None and not _display.in_kernel()
+        self._recorder = None if record is None else _open_recorder(record, record_format, self.url)
         self.record_path = None if self._recorder is None else self._recorder.path
         self._frame: Frame | None = None
         if display is not False and not self._text:
@@ -190,7 +209,8 @@ class Subscription:
         """The view's HTML, rendered on the loop that owns the view while it is running."""
         if self._done.is_set() or _loop.in_loop_thread():
             return self.view.html()
-        return _loop.call(self.view.html)
+        markup: str = _loop.call(self.view.html)
+        return markup
 
     def _bundle(self) -> dict[str, Any]:
         if self._frame is None:
@@ -202,21 +222,24 @@ class Subscription:
         if self._frame is None:
             print(self.view.text())
             return
-        from IPython import get_ipython
-
-        self._frame.show(self._bundle, getattr(get_ipython(), "execution_count", None))
+        self._frame.show(self._bundle, _display.execution_count())
 
     def _sync_display(self) -> None:
         """Re-send widget state and the HTML snapshot from the calling (current) cell."""
         if self._frame is None or _loop.in_loop_thread():
             return
         try:
-            self._frame.resend(self._bundle())
+            self._frame.resend(self._bundle)
         except Exception:  # e.g. the kernel is shutting down: the data matters, not the view
             _log.debug("ssenb: could not re-send the view of %s", self.url, exc_info=True)
 
     # -- the consumer, on the ssenb loop --------------------------------------------------
     def _on_state(self, state: str) -> None:
+        if self._user_on_state is not None:
+            try:
+                self._user_on_state(state)
+            except Exception:
+                _log.exception("ssenb: on_state callback of %s failed", self.url)
         if state == "closed" or self._done.is_set():
             return
         self._status = state
@@ -274,7 +297,7 @@ class Subscription:
             self.view.on_status(status, error)
             if self._frame is not None:
                 self._frame.tick(time.monotonic(), final=True)
-                self._frame.update(self._bundle())
+                self._frame.finish(self._bundle)
             elif self._text:
                 print(self.view.text(), file=sys.stderr, flush=True)
         except Exception:
@@ -306,26 +329,30 @@ def watch(
     url: str,
     *,
     view: str | View = "auto",
-    record: Any = None,
+    record: str | os.PathLike[str] | None = None,
+    record_format: RecordFormat | None = None,
     batch_size: int = 1000,
     flush_interval: float = 0.5,
     max_rows: int | None = None,
     display: bool | None = None,
-    **source_kw: Any,
+    **source_kw: Unpack[SourceOptions],
 ) -> Subscription:
     """Consume `url` in the background and show it live; returns the `Subscription` at once.
 
     Args:
-        view: "auto" (chosen by endpoint and event shape), "log", "table", "tokens",
-            "progress", "rate", or a View instance (e.g. `LogView(newest_first=True)` from
-            `ssenb.notebook._views`).
-        record: a JSONL path to append every event to (flushed at least every 0.2 s and on
-            stop, error or interrupt).
+        view: "auto" (each registered view's `match` is asked, see `ssenb.register_view`),
+            a registered name ("log", "table", "tokens", "progress", "rate", or your own),
+            or a `ssenb.View` instance (e.g. a `LogView(newest_first=True)`).
+        record: a path to record every event to (JSONL appended and flushed at least every
+            0.2 s, or a Parquet dataset folder; flushed on stop, error or interrupt).
+        record_format: "jsonl" or "parquet"; None picks by `record` (an existing folder is
+            a Parquet dataset, anything else JSONL).
         batch_size, flush_interval, max_rows: the DataFrame batcher's flush size, flush
             period, and cap on rows kept (newest).
         display: None shows the view (widgets in a kernel, a text line elsewhere); False
             shows nothing.
-        source_kw: passed to `EventSource` (method, headers, json, reconnect, ...).
+        source_kw: passed to `EventSource` (method, headers, json, reconnect, ...); an
+            unknown keyword is a `TypeError` here, not a failure in the background.
 
     Re-running the cell that started a watch stops that watch first (in frontends that send
     a cell id: JupyterLab, Notebook 7, VS Code), so a cell re-run never leaves a stream
@@ -336,12 +363,14 @@ def watch(
         ...
         sub.stop(); sub.df.tail()
     """
-    cell = _cells.current()
+    check_source_options("watch", source_kw)
+    cell = _display.current_cell()
     _cells.stop_previous(cell)  # re-running a cell replaces the watches it started before
     sub = Subscription(
         url,
         view=view,
         record=record,
+        record_format=record_format,
         batch_size=batch_size,
         flush_interval=flush_interval,
         max_rows=max_rows,
@@ -349,10 +378,8 @@ def watch(
         **source_kw,
     )
     _cells.remember(cell, sub)
-    if sub._frame is not None and _in_kernel():
-        from IPython.display import display as show
-
-        show(sub)
+    if sub._frame is not None and _display.in_kernel():
+        _display.show(sub)
     return sub
 
 
