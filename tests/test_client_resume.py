@@ -211,6 +211,29 @@ def test_after_a_drop_a_replay_is_skipped_to_where_it_was(
     assert plan.last_event_id == (yielded[-1][1:] if yielded else "5")
 
 
+GREETING = b"event: connected\ndata: ok\n\n"
+OPENINGS = [
+    ("its greeting, then the stream again", GREETING + _ids("1", "2"), [], True),
+    ("its greeting, then new ids", GREETING + _ids("3"), ["d3"], False),
+    ("a new id-less notice, then new ids", b"event: gap\ndata: x\n\n" + _ids("3"),
+     ["x", "d3"], False),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("body", "yielded", "ends"), [o[1:] for o in OPENINGS], ids=[o[0] for o in OPENINGS]
+)
+def test_a_copy_of_a_connections_opening_event_is_not_new(
+    body: bytes, yielded: list[str], ends: bool
+) -> None:
+    plan = _plan()
+    _connection(plan, GREETING, _ids("1", "2"))  # two reads: the greeting is the first
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SSEResumeWarning)
+        got, over, delay = _connection(plan, body)
+    assert (got, over or delay is None) == (yielded, ends)
+
+
 def test_words_as_ids_skip_a_replay_up_to_the_resume_id() -> None:
     guard = ReplayGuard()
     guard.remember([Event(data=w, id=w) for w in ("alpha", "beta", "gamma")])

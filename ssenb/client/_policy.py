@@ -270,9 +270,10 @@ class StreamPlan:
         if parser.retry is not None:
             self.server_retry = parser.retry
         self.received_total += delivered
-        for batch in (self._head, self._tail):
-            if batch is not None:
-                self.guard.remember(batch)
+        if self._head is not None:
+            self.guard.remember(self._head, first=True)
+        if self._tail is not None and self._tail is not self._head:
+            self.guard.remember(self._tail)
         # progress: the id moved on (not while a reconnection replays); or, on a stream without
         # ids, any event. On a stream with ids, id-less events alone (a hub's `error` event each
         # time, say) are no progress, so a server that only reports failure cannot keep the

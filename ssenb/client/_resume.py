@@ -13,8 +13,10 @@ whose id differs from the one the client resumed from:
   larger one), and what follows is new.
 
 Events carrying the resume id itself (id-less events, or a server re-sending the last
-event) cannot prove anything: they go through, except an exact copy of the last event
-delivered, which is a duplicate. The cost is per read, and only until the verdict.
+event) cannot prove anything: they go through, except copies of what was delivered: the
+last event, or (type and data alike) one of the first events of a connection, such as a
+`connected` greeting that a replaying server sends again before its ids. The cost is per
+read, and only until the verdict.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from .._models import Event
 __all__ = ["KEPT_IDS", "ReplayGuard"]
 
 KEPT_IDS = 4096  # ids remembered per stream (from each connection's first and last reads)
+KEPT_OPENINGS = 64  # (type, data) of a connection's first events remembered, per stream
 _id = attrgetter("id")
 
 
@@ -41,10 +44,11 @@ def _numeric_before(eid: str, start: str) -> bool:
 class ReplayGuard:
     """What one stream delivered (bounded), and the verdict on its current reconnection."""
 
-    __slots__ = ("_after", "_seen", "last", "phase", "start")
+    __slots__ = ("_after", "_openings", "_seen", "last", "phase", "start")
 
     def __init__(self) -> None:
         self._seen: dict[str, None] = {}
+        self._openings: dict[tuple[str, str], None] = {}  # first events' (type, data)
         self.last: Event | None = None  # the last event delivered
         self.start = ""  # the id the current connection resumed from
         self.phase = "done"  # "judge" (no verdict yet), "skip" (inside a replay), "done"
@@ -55,10 +59,13 @@ class ReplayGuard:
         """The current connection has not yet shown that it resumed."""
         return self.phase != "done"
 
-    def remember(self, events: Sequence[Event]) -> None:
-        """Keep the ids of a read that was delivered (a connection's first and last ones)."""
+    def remember(self, events: Sequence[Event], first: bool = False) -> None:
+        """Keep the ids of a read that was delivered (a connection's first and last ones);
+        of a connection's `first` read also its opening events' type and data."""
         if not events:
             return
+        if first and len(self._openings) < KEPT_OPENINGS:
+            self._openings.update((ev[:2], None) for ev in events[:KEPT_OPENINGS])
         self.last = events[-1]
         seen = self._seen
         seen.update(dict.fromkeys(map(_id, events)))
@@ -79,7 +86,7 @@ class ReplayGuard:
     def screen(self, events: list[Event]) -> tuple[list[Event], bool]:
         """The events of this read that are new, and whether a replay was found in it."""
         if self.phase == "judge":
-            start, last = self.start, self.last
+            start = self.start
             for k, ev in enumerate(events):
                 eid = ev.id
                 if eid == start:
@@ -88,9 +95,13 @@ class ReplayGuard:
                     self.phase = "skip"
                     return self._skip(events[k:]), True
                 self.phase = "done"
-                return [e for e in events[:k] if e != last] + events[k:], False
-            return [e for e in events if e != last], False
+                return [e for e in events[:k] if self._new(e)] + events[k:], False
+            return [e for e in events if self._new(e)], False
         return self._skip(events), False
+
+    def _new(self, event: Event) -> bool:
+        """An event carrying the resume id is new unless it copies one delivered before."""
+        return event != self.last and event[:2] not in self._openings
 
     def _skip(self, events: list[Event]) -> list[Event]:
         """Drop a replay up to and including the events that carry the resume id."""
