@@ -111,7 +111,8 @@ class EventSource:
 
     @property
     def last_event_id(self) -> str:
-        """The id a resume sends as `Last-Event-ID` (live while iterating)."""
+        """The id a resume sends as `Last-Event-ID` (live while iterating; while a
+        reconnection has not yet shown that it resumed, the id it resumed from)."""
         return self._plan.last_event_id
 
     @property
