@@ -25,7 +25,8 @@ import pytest
 from _apps import LIMIT, QUICK
 from conftest import run_asgi
 
-from ssenb import Event, EventSource, SSEResumeWarning, SSEStreamInterrupted
+import ssenb
+from ssenb import Event, EventSource, RetryPolicy, SSEResumeWarning, SSEStreamInterrupted
 
 aiohttp_web = pytest.importorskip("aiohttp.web")
 aiohttp_sse = pytest.importorskip("aiohttp_sse")
@@ -277,3 +278,17 @@ def test_resume_resend_sends_the_post_again_from_where_it_was(
     posts = [r[::2] for r in seen.of("/resumable")]
     assert (posts[0], posts[1][0]) == (("POST", ""), "POST")
     assert int(posts[1][1]) in (CUT - 1, CUT)
+
+
+def test_collect_with_defaults_keeps_one_copy_in_about_one_retry_delay(
+    peer: tuple[str, str, Seen],
+) -> None:
+    """Issue 28's measurement: a plain `collect(url)` took 115.6 s and kept 12 copies."""
+    _, url, seen = peer
+    started = time.monotonic()
+    with pytest.warns(SSEResumeWarning):
+        frame = ssenb.collect(f"{url}/example")
+    took = time.monotonic() - started
+    assert frame["id"].tolist() == ALL
+    assert len(seen.of("/example")) == 2
+    assert took < RetryPolicy().initial + LIMIT  # one default reconnect wait, then over
