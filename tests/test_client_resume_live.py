@@ -259,3 +259,21 @@ def test_a_post_is_never_sent_twice_by_default(peer: tuple[str, Peer]) -> None:
     assert [ev.id for ev in got] == ["1", "2", "3"]
     assert (info.value.received, info.value.last_event_id, info.value.status) == (3, "3", 200)
     assert server.requests == [("POST", "/job", "")]
+
+
+@pytest.mark.anyio
+async def test_the_async_loop_keeps_the_same_rules(peer: tuple[str, Peer]) -> None:
+    url, server = peer
+    with pytest.warns(SSEResumeWarning, match="the stream is over"):
+        async with EventSource(f"{url}/ignores", retry_policy=QUICK) as es:
+            replayed = [ev.id async for ev in es]
+    job = EventSource(f"{url}/job", method="POST", json={}, resume="get", retry_policy=QUICK)
+    async with job:
+        resumed = [ev.id async for ev in job]
+    assert (replayed, resumed) == (["1", "2", "3", "4", "5"], ["1", "2", "3", "4", "5", "6"])
+    assert server.requests == [
+        ("GET", "/ignores", ""),
+        ("GET", "/ignores", "5"),
+        ("POST", "/job", ""),
+        ("GET", "/job", "3"),
+    ]
