@@ -18,8 +18,10 @@ from ._errors import (
     SSEEventTooLarge,
     SSEHubUnavailable,
     SSEIdleTimeout,
+    SSEResumeWarning,
     SSERetriesExhausted,
     SSEStatusError,
+    SSEStreamInterrupted,
 )
 from ._models import Event
 from ._parser import EventParser
@@ -73,8 +75,10 @@ __all__ = [
     "SSEEventTooLarge",
     "SSEHubUnavailable",
     "SSEIdleTimeout",
+    "SSEResumeWarning",
     "SSERetriesExhausted",
     "SSEStatusError",
+    "SSEStreamInterrupted",
     "Subscription",
     "View",
     "__version__",

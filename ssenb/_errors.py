@@ -6,6 +6,7 @@
     ├── SSEEventTooLarge          one event grew past max_event_bytes (also a ValueError)
     ├── SSEIdleTimeout            no bytes (not even a heartbeat) within idle_timeout
     ├── SSERetriesExhausted       max_retries consecutive failed attempts; cause chained
+    ├── SSEStreamInterrupted      a POST (non-GET) stream broke and is not sent again; cause chained
     ├── SSEEncodeError            encode() refused a field that would corrupt the stream
     └── SSEHubUnavailable         a hub's store (Redis) failed a publish; `added` says what landed
 
@@ -14,6 +15,12 @@ re-running anything: `err.status`, `err.headers`, `err.body` (the first bytes, d
 `err.last_event_id` (where a resume would start) and `err.events` (events parsed before
 the fault, which are never thrown away). `partial` is set by the data layer to what was
 collected before the error (a DataFrame).
+
+`SSEResumeWarning` (a `UserWarning`, not an error) says a server did not resume from
+`Last-Event-ID`: it replayed events already delivered, which ssenb dropped.
+
+Every value shown in a message (`str(err)`) is shortened by `shorten`: a 10 MB id or URL is
+printed as its head, its tail and its length, never whole (the attributes keep it whole).
 """
 
 from __future__ import annotations
@@ -28,9 +35,23 @@ __all__ = [
     "SSEEventTooLarge",
     "SSEHubUnavailable",
     "SSEIdleTimeout",
+    "SSEResumeWarning",
     "SSERetriesExhausted",
     "SSEStatusError",
+    "SSEStreamInterrupted",
 ]
+
+SHOWN_CHARS = 200  # the most characters of one value a message or repr shows
+
+
+def shorten(value: object, limit: int = SHOWN_CHARS) -> str:
+    """`value` as text of at most about `limit` characters: a long one keeps its head and tail
+    around an ellipsis and says how long it was, so a message stays readable and bounded."""
+    text = value if isinstance(value, str) else str(value)
+    if len(text) <= limit:
+        return text
+    head, tail = limit * 3 // 4, limit // 4
+    return f"{text[:head]}…{text[len(text) - tail :]} ({len(text):,} chars)"
 
 
 class SSEError(Exception):
@@ -58,16 +79,19 @@ class SSEError(Exception):
         self.partial: Any = None
 
     def __str__(self) -> str:
-        parts = [self.message]
+        parts = [shorten(self.message, 4 * SHOWN_CHARS)]
         if self.url:
-            parts.append(f"url={self.url}")
+            parts.append(f"url={shorten(self.url)}")
         if self.status is not None:
             parts.append(f"status={self.status}")
         if self.last_event_id:
-            parts.append(f"last_event_id={self.last_event_id!r}")
+            parts.append(f"last_event_id={shorten(repr(self.last_event_id))}")
         if self.body:
-            parts.append(f"body={self.body[:200]!r}")
+            parts.append(f"body={self.body[:SHOWN_CHARS]!r}")
         return " | ".join(parts)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({shorten(repr(self.message), 4 * SHOWN_CHARS)})"
 
 
 class SSEStatusError(SSEError):
@@ -92,6 +116,26 @@ class SSERetriesExhausted(SSEError):
     def __init__(self, message: str, *, attempts: int = 0, **context: Any) -> None:
         super().__init__(message, **context)
         self.attempts = attempts
+
+
+class SSEStreamInterrupted(SSEError):
+    """A stream sent with a method other than GET broke after it opened, and ssenb will not
+    send that request again on its own (it could run a tool call or an LLM request twice).
+
+    `received` counts the events delivered before the break, `last_event_id` is where a
+    resume would start, `status`/`headers` are the response's; `__cause__` is the failure.
+    Pass `resume="resend"` or `resume="get"` (or a URL) to `EventSource` to resume instead.
+    """
+
+    def __init__(self, message: str, *, received: int = 0, **context: Any) -> None:
+        super().__init__(message, **context)
+        self.received = received
+
+
+class SSEResumeWarning(UserWarning):
+    """The server did not resume from `Last-Event-ID`: a reconnection brought back events
+    already delivered. ssenb drops them (none is yielded twice); after a clean end the
+    stream ends there, after a drop it skips to where it was."""
 
 
 class SSEEncodeError(SSEError, ValueError):

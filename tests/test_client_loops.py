@@ -27,6 +27,7 @@ from ssenb import (
     SSEIdleTimeout,
     SSERetriesExhausted,
     SSEStatusError,
+    SSEStreamInterrupted,
 )
 from ssenb.client._loops import Request, until_done
 from ssenb.client._policy import BODY_HEAD, StreamPlan
@@ -131,9 +132,11 @@ def test_post_without_ids_is_never_resent(sse_app: App, drop: int) -> None:
     got: list[Event] = []
     es = EventSource(f"{url}/post?drop={drop}", method="POST", json=body, retry_policy=QUICK)
     if drop:
-        with pytest.raises(SSEError, match="connection failed") as info:
+        with pytest.raises(SSEStreamInterrupted, match="connection failed") as info:
             got.extend(es)
-        assert isinstance(info.value.__cause__, httpx.TransportError)
+        assert (info.value.received, info.value.status, info.value.last_event_id) == (3, 200, "")
+        assert isinstance(info.value.__cause__, SSEError)
+        assert isinstance(info.value.__cause__.__cause__, httpx.TransportError)
     else:
         got.extend(es)
     assert [ev.json() for ev in got] == [{"echo": body, "i": i} for i in range(3)]
@@ -276,10 +279,12 @@ def test_an_oversize_event_raises_after_the_events_before_it(sse_app: App) -> No
 
 
 @pytest.mark.parametrize("drop", [0, 1], ids=["clean end", "dropped mid-body"])
-def test_reconnect_always_resends_even_a_post_without_ids(sse_app: App, drop: int) -> None:
+def test_reconnect_always_resends_a_post_only_with_resume_resend(sse_app: App, drop: int) -> None:
     url, state = sse_app
     target = f"{url}/post?drop={drop}&limit=3"  # the 4th request gets 204
-    got = collect(target, method="POST", json={"q": 1}, reconnect="always")
+    with pytest.raises(ValueError, match="resume='resend'"):
+        EventSource(target, method="POST", json={"q": 1}, reconnect="always")
+    got = collect(target, method="POST", json={"q": 1}, reconnect="always", resume="resend")
     assert [ev.json()["i"] for ev in got] == [0, 1, 2] * 3
     assert state.count("/post") == 4
 

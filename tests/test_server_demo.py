@@ -200,14 +200,20 @@ def test_heartbeat_sends_comments_while_idle(demo: ServerHandle) -> None:
 def test_errors_sends_connected_data_item_error_then_a_fatal_error(demo: ServerHandle) -> None:
     status, _, events = _read(f"{demo.url}/errors?fail_after=2")  # ends cleanly
     assert status == 200
-    assert [e.event for e in events] == ["connected", "message", "message", "item_error", "error"]
+    kinds = ["connected", "message", "message", "item_error", "error", "message"]
+    assert [e.event for e in events] == kinds
     assert events[0].json() == {"status": "ok"}
     assert [e.json() for e in events[1:3]] == [{"item": 1}, {"item": 2}]
     assert events[3].json()["item"] == 3
     fatal: dict[str, Any] = orjson.loads(events[4].data)
     assert fatal["fatal"] is True
     assert fatal["error"] == "RuntimeError"
-    assert all(e.id == "" for e in events)  # no ids: a client must not resume it
+    assert events[-1].data == "[DONE]"
+    # ids, so a browser resumes after the clean end instead of replaying it, and stops at 204
+    assert [e.id for e in events[:-1]] == ["1", "2", "3", "4", "5"]
+    _, _, rest = _read(f"{demo.url}/errors?fail_after=2", {"Last-Event-ID": "3"})
+    assert [(e.id, e.event) for e in rest[:-1]] == [("4", "item_error"), ("5", "error")]
+    assert _read(f"{demo.url}/errors?fail_after=2", {"Last-Event-ID": "5"})[0] == 204
 
 
 # -- / -------------------------------------------------------------------------------------------

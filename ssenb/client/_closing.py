@@ -70,8 +70,12 @@ class Closer:
         gen = self.current()
         if gen is None:
             return False
-        frame = gen.gi_frame if isinstance(gen, Generator) else gen.ag_frame
+        frame = getattr(gen, "gi_frame" if isinstance(gen, Generator) else "ag_frame", None)
         return frame is not None
+
+    def stopped(self) -> bool:
+        """`closed`, read anew (a call, so a type checker does not assume it unchanged)."""
+        return self.closed
 
     def bind_loop(self) -> asyncio.Event:
         """Called by an async iteration on its loop: the event its reconnect waits on."""
@@ -119,7 +123,7 @@ class Closer:
             self.shutdown()
             return "signalled"
         self.shutdown()
-        return "signalled" if gen.ag_running else "idle"
+        return "signalled" if getattr(gen, "ag_running", False) else "idle"
 
     def shutdown(self) -> None:
         """Shut the live socket down so a read blocked on it returns now (EOF)."""

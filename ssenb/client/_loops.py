@@ -30,7 +30,11 @@ _data = itemgetter(1)  # Event.data, read in C
 
 @dataclass(frozen=True, slots=True)
 class Request:
-    """What every attempt sends; the plan adds `Last-Event-ID` and the SSE headers."""
+    """What every attempt sends; the plan adds `Last-Event-ID` and the SSE headers.
+
+    `resume_url` (None: re-send this request) is what a reconnection GETs instead, for a
+    stream whose caller said `resume="get"` or gave a URL (MCP's streamable HTTP transport
+    resumes a POST's stream that way)."""
 
     method: str
     url: str
@@ -39,6 +43,7 @@ class Request:
     json: Any
     timeout: httpx.Timeout
     done: str | None
+    resume_url: str | None = None
 
     def kwargs(self, plan: StreamPlan) -> dict[str, Any]:
         return {
@@ -48,6 +53,16 @@ class Request:
             "timeout": self.timeout,
             "follow_redirects": True,
         }
+
+    def attempt(self, plan: StreamPlan) -> tuple[str, str, dict[str, Any]]:
+        """(method, url, httpx keyword arguments) of the next attempt."""
+        kwargs = self.kwargs(plan)
+        if plan.reconnects and self.resume_url is not None:
+            kwargs["json"] = None
+            if self.resume_url != self.url:
+                kwargs["params"] = None
+            return "GET", self.resume_url, kwargs
+        return self.method, self.url, kwargs
 
 
 def until_done(events: list[Event], done: str | None) -> tuple[list[Event], bool]:
@@ -60,17 +75,19 @@ def until_done(events: list[Event], done: str | None) -> tuple[list[Event], bool
 def _step(
     feed: Any, chunk: bytes, done: str | None, plan: StreamPlan
 ) -> tuple[list[Event], bool, SSEError | None]:
-    """Parse one read: the events to yield, whether the `done` sentinel ended the stream, and
-    an error to raise once those events are out (an oversized event: nothing before it is lost)."""
+    """Parse one read: the events to yield, whether the stream ends here (the `done`
+    sentinel, or a server replaying after a clean end), and an error to raise once those
+    events are out (an oversized event: nothing before it is lost)."""
     fatal: SSEError | None = None
     try:
         events = feed(chunk)
     except SSEEventTooLarge as exc:
         events, fatal = exc.events, plan.too_large(exc)
+    events, over = plan.received(events)  # also learns a `retry:` whose line just completed
     if not events:
-        return events, False, fatal
+        return events, over, fatal
     events, finished = until_done(events, done)
-    return events, finished, fatal
+    return events, finished or over, fatal
 
 
 def _failure(plan: StreamPlan, closer: Closer, exc: httpx.HTTPError) -> SSEError | None:
@@ -108,7 +125,8 @@ def sync_batches(
             delivered = 0
             error: SSEError | None = None
             try:
-                with client.stream(req.method, req.url, **req.kwargs(plan)) as response:
+                method, url, kwargs = req.attempt(plan)
+                with client.stream(method, url, **kwargs) as response:
                     closer.response = response
                     verdict = plan.opened(response.status_code, response.headers)
                     if verdict == "stop":
@@ -136,7 +154,7 @@ def sync_batches(
                     return
             finally:
                 closer.response = None
-            if closer.closed:
+            if closer.stopped():
                 return
             delay = plan.end(delivered, error)
             if delay is None or closer.wait(delay):
@@ -163,7 +181,8 @@ async def async_batches(
             delivered = 0
             error: SSEError | None = None
             try:
-                async with client.stream(req.method, req.url, **req.kwargs(plan)) as response:
+                method, url, kwargs = req.attempt(plan)
+                async with client.stream(method, url, **kwargs) as response:
                     closer.response = response
                     verdict = plan.opened(response.status_code, response.headers)
                     if verdict == "stop":
@@ -191,7 +210,7 @@ async def async_batches(
                     return
             finally:
                 closer.response = None
-            if closer.closed:
+            if closer.stopped():
                 return
             delay = plan.end(delivered, error)
             if delay is None or await closer.wait_async(wake, delay):

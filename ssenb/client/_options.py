@@ -34,6 +34,7 @@ class SourceOptions(TypedDict, total=False):
     client: httpx.Client | httpx.AsyncClient | None
     retry_policy: RetryPolicy | None
     on_state: Callable[[str], None] | None
+    resume: str | None
 
 
 SOURCE_OPTIONS: frozenset[str] = frozenset(SourceOptions.__annotations__)

@@ -5,16 +5,14 @@ Everything that decides *what happens next* lives here, free of I/O, so the sync
 apart: which statuses stream, stop or fail; whether a connection that ended is resumed; how
 long to wait; how many consecutive failures are allowed; what the typed error carries.
 
-`RetryPolicy` is immutable and its `bounds()` is a pure function of (attempt, server
-`retry:`), so tests check delays without sleeping.
+The delays come from `RetryPolicy` (`_backoff`); telling a server that resumed from one that
+replays is `ReplayGuard`'s (`_resume`).
 """
 
 from __future__ import annotations
 
-import math
-import random
+import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Literal
 
 from .._errors import (
@@ -22,12 +20,26 @@ from .._errors import (
     SSEError,
     SSEEventTooLarge,
     SSEIdleTimeout,
+    SSEResumeWarning,
     SSERetriesExhausted,
     SSEStatusError,
+    SSEStreamInterrupted,
+    shorten,
 )
+from .._models import Event
 from .._parser import EventParser
+from ._backoff import RetryPolicy
+from ._resume import ReplayGuard
 
-__all__ = ["RECONNECT_MODES", "STATES", "RetryPolicy", "StreamPlan", "Verdict", "classify"]
+__all__ = [
+    "RECONNECT_MODES",
+    "STATES",
+    "RetryPolicy",
+    "StreamPlan",
+    "Verdict",
+    "check_resume",
+    "classify",
+]
 
 RECONNECT_MODES = ("auto", "always", "never")
 STATES = ("connecting", "open", "reconnecting", "closed")
@@ -53,75 +65,13 @@ def classify(status: int, content_type: str | None) -> Verdict:
     return "fatal"
 
 
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """How long to wait before reconnecting; immutable, so it can be shared and injected.
-
-    The base delay is the server's last `retry:` (capped at `max_server_retry` seconds, so a
-    hostile or mistaken server cannot park a client for hours), else `initial`. Consecutive
-    failures grow it by `multiplier` up to `maximum` (or the server's base when that is
-    larger); `jitter` spreads clients that failed together over [(1 - jitter) * d, d].
-
-    Args (seconds unless noted):
-        initial: delay when the server sent no `retry:`.
-        maximum: ceiling of the exponential backoff.
-        multiplier: growth per consecutive failure (>= 1).
-        jitter: fraction of the delay that is randomised, 0..1.
-        max_server_retry: ceiling applied to the server's `retry:` and `Retry-After`.
-    """
-
-    initial: float = 0.5
-    maximum: float = 15.0
-    multiplier: float = 2.0
-    jitter: float = 0.2
-    max_server_retry: float = 60.0
-
-    def __post_init__(self) -> None:
-        for name in ("initial", "maximum", "max_server_retry"):
-            value = getattr(self, name)
-            if not (0 <= value < math.inf):
-                raise ValueError(f"RetryPolicy.{name} must be a finite number >= 0, got {value}")
-        if not (1 <= self.multiplier < math.inf):
-            raise ValueError(f"RetryPolicy.multiplier must be >= 1, got {self.multiplier}")
-        if not (0 <= self.jitter <= 1):
-            raise ValueError(f"RetryPolicy.jitter must be within 0..1, got {self.jitter}")
-
-    def bounds(self, attempt: int, server_retry_ms: int | None = None) -> tuple[float, float]:
-        """The (lowest, highest) delay in seconds before reconnect number `attempt`.
-
-        `attempt` counts consecutive failures (0 or 1: the base delay, 2: base * multiplier,
-        ...); `server_retry_ms` is the last `retry:` the stream sent, in milliseconds.
-        """
-        if server_retry_ms is None:
-            base = self.initial
-        else:
-            base = min(server_retry_ms / 1000, self.max_server_retry)
-        cap = max(self.maximum, base)
-        steps = max(attempt - 1, 0)
-        if base == 0 or self.multiplier == 1 or steps == 0:
-            high = min(base, cap)
-        elif steps * math.log(self.multiplier) >= math.log(cap / base):
-            high = cap  # avoids overflow in multiplier ** steps
-        else:
-            high = min(cap, base * self.multiplier**steps)
-        return high * (1 - self.jitter), high
-
-    def delay(
-        self, attempt: int, server_retry_ms: int | None = None, rand: float | None = None
-    ) -> float:
-        """A delay within `bounds()`; `rand` in [0, 1) picks it (random when None)."""
-        low, high = self.bounds(attempt, server_retry_ms)
-        r = random.random() if rand is None else rand
-        return low + (high - low) * r
-
-
 class StreamPlan:
     """The bookkeeping of one `EventSource` across its connections; no I/O.
 
     The loops call `begin()` before each attempt, `opened()` with the response's status,
-    then either an error constructor or nothing, and `end()` when the connection is over:
-    `end()` returns the delay before the next attempt, None to stop quietly, or raises the
-    typed error that ends the stream.
+    `received()` with the events of each read, then either an error constructor or nothing,
+    and `end()` when the connection is over: `end()` returns the delay before the next
+    attempt, None to stop quietly, or raises the typed error that ends the stream.
     """
 
     def __init__(
@@ -130,6 +80,7 @@ class StreamPlan:
         *,
         method: str = "GET",
         reconnect: str = "auto",
+        resume: str | None = None,
         max_retries: int | None = 10,
         policy: RetryPolicy | None = None,
         last_event_id: str | None = None,
@@ -141,9 +92,11 @@ class StreamPlan:
             raise ValueError(f"reconnect must be one of {RECONNECT_MODES}, got {reconnect!r}")
         if max_retries is not None and max_retries < 0:
             raise ValueError(f"max_retries must be >= 0 or None, got {max_retries}")
-        self.url = url
         self.method = method.upper()
+        check_resume(self.method, reconnect, resume)
+        self.url = url
         self.reconnect = reconnect
+        self.resume = resume
         self.max_retries = max_retries
         self.policy = policy if policy is not None else RetryPolicy()
         self.max_event_bytes = max_event_bytes
@@ -156,15 +109,22 @@ class StreamPlan:
         self.reconnects = 0
         self.failures = 0
         self.attempts = 0
+        self.received_total = 0  # events delivered over every connection
+        self.replays = 0  # reconnections found replaying what was delivered
         # A seeded id is the caller declaring the stream resumable.
         self.resumable = bool(last_event_id)
         self.parser = EventParser(last_event_id or "", max_event_bytes)
         self._start_id = self.parser.last_event_id
+        self.guard = ReplayGuard()
+        self._after_clean = False  # the previous connection ended without an error
+        self._head: list[Event] | None = None  # this connection's first and last reads
+        self._tail: list[Event] | None = None
 
     @property
     def last_event_id(self) -> str:
-        """The id a resume would send: the current connection's, live."""
-        return self.parser.last_event_id
+        """The id a resume would send: the current connection's, live; the one it resumed
+        from while a reconnection has not shown that it resumed (a replay moves no id)."""
+        return self._start_id if self.guard.judging else self.parser.last_event_id
 
     def set_state(self, state: str) -> None:
         """Move to `state`, telling `on_state` about real changes only."""
@@ -176,24 +136,33 @@ class StreamPlan:
     def begin(self) -> EventParser:
         """Start an attempt: a fresh parser (an unterminated block from a dropped connection
         is discarded, as the standard says) that carries the last event id over."""
+        start = self.last_event_id
         if self.attempts:
             self.reconnects += 1
+            if self.reconnect == "auto":
+                self.guard.arm(start)  # browsers ("always") take whatever comes back
         self.attempts += 1
         if self.attempts == 1 and self.on_state is not None:
             self.on_state(self.state)  # "connecting": announced once iteration starts
         self.set_state("reconnecting" if self.reconnects else "connecting")
-        self.parser = EventParser(self.parser.last_event_id, self.max_event_bytes)
-        self._start_id = self.parser.last_event_id
+        self.parser = EventParser(start, self.max_event_bytes)
+        self._start_id = start
+        self._head = self._tail = None
         self.status, self.headers = None, {}  # errors must not carry a stale response
         return self.parser
+
+    @property
+    def resumes_by_get(self) -> bool:
+        """Reconnections GET `resume` (a URL, or "get": the same one) instead of re-sending."""
+        return self.resume not in (None, "resend")
 
     def request_headers(self, extra: Mapping[str, str] | None) -> dict[str, str]:
         """Headers for the next request; the caller's (auth included) on every attempt."""
         headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
         if extra:
             headers.update(extra)
-        if self.parser.last_event_id:
-            headers["Last-Event-ID"] = self.parser.last_event_id
+        if self.last_event_id:
+            headers["Last-Event-ID"] = self.last_event_id
         return headers
 
     def opened(self, status: int, headers: Mapping[str, str]) -> Verdict:
@@ -205,6 +174,39 @@ class StreamPlan:
             self.set_state("open")
         return verdict
 
+    def received(self, events: list[Event]) -> tuple[list[Event], bool]:
+        """One read's events: those to deliver, and whether the stream ends here (a server
+        that replayed after a clean end). Per read, never per event, once resumed."""
+        retry = self.parser.retry  # learnt as soon as its line completes, not at dispatch
+        if retry is not None:
+            self.server_retry = retry
+        if self.guard.judging and events:
+            events, replayed = self.guard.screen(events)
+            if replayed:
+                self._replayed()
+                if self._after_clean:
+                    return [], True
+        if events:
+            if self._head is None:
+                self._head = events
+            self._tail = events
+        return events, False
+
+    def _replayed(self) -> None:
+        """Say once per reconnection that the server did not resume (warning + on_state)."""
+        self.replays += 1
+        what = "the stream is over" if self._after_clean else "skipping what it replays"
+        warnings.warn(
+            SSEResumeWarning(
+                f"{shorten(self.url)} does not resume from Last-Event-ID "
+                f"{shorten(repr(self._start_id))}: it sent events already delivered again; "
+                f"{what} (no event is yielded twice; reconnect='always' behaves like a browser)"
+            ),
+            stacklevel=2,
+        )
+        if self.on_state is not None:
+            self.on_state("not-resumed")
+
     def _error(self, cls: type[SSEError], message: str, body: str | None = None) -> SSEError:
         """An error of type `cls` carrying this stream's context."""
         return cls(
@@ -213,7 +215,7 @@ class StreamPlan:
             status=self.status,
             headers=self.headers,
             body=body,
-            last_event_id=self.parser.last_event_id,
+            last_event_id=self.last_event_id,
         )
 
     def response_error(self, verdict: Verdict, body: bytes) -> SSEError:
@@ -222,9 +224,9 @@ class StreamPlan:
         text = body[:BODY_HEAD].decode("utf-8", "replace")
         if verdict == "content-type":
             self.set_state("closed")
-            ctype = self.headers.get("content-type")
+            ctype = shorten(repr(self.headers.get("content-type")))
             return self._error(
-                SSEContentTypeError, f"expected text/event-stream, got {ctype!r}", text
+                SSEContentTypeError, f"expected text/event-stream, got {ctype}", text
             )
         if verdict == "fatal":
             self.set_state("closed")
@@ -235,44 +237,59 @@ class StreamPlan:
         if idle:
             err = self._error(SSEIdleTimeout, f"no bytes within idle_timeout={self.idle_timeout}s")
         else:
-            err = self._error(SSEError, f"connection failed: {type(exc).__name__}: {exc}")
+            what = shorten(f"{type(exc).__name__}: {exc}")
+            err = self._error(SSEError, f"connection failed: {what}")
         err.__cause__ = exc
         return err
 
     def too_large(self, exc: SSEEventTooLarge) -> SSEEventTooLarge:
         """Stamp the connection's context on the parser's oversize error; the stream ends."""
         exc.url, exc.status, exc.headers = self.url, self.status, dict(self.headers)
-        exc.last_event_id = self.parser.last_event_id
+        exc.last_event_id = self.last_event_id
         self.set_state("closed")
         return exc
+
+    def _again(self, error: SSEError | None, progressed: bool, after_clean: bool) -> bool:
+        """DESIGN.md's "End of a stream": whether this connection's end is resumed."""
+        if self.reconnect != "auto":
+            return self.reconnect == "always"
+        if self.method != "GET" and self.resume is None:
+            return False  # never sent again without the caller saying how to resume
+        if error is None:  # a clean end; one that brought nothing after a clean end is final
+            return self.resumable and not (after_clean and not progressed)
+        if self.resumes_by_get:
+            return bool(self.last_event_id)  # a GET without an id would not resume anything
+        return self.resumable or self.method == "GET" or self.resume == "resend"
 
     def end(self, delivered: int, error: SSEError | None) -> float | None:
         """A connection is over: `delivered` events came through it, `error` is why it broke
         (None: a clean end). Returns the delay before reconnecting or None to stop quietly;
-        raises `error` (or `SSERetriesExhausted`) when the stream must not go on."""
+        raises `error` (or `SSERetriesExhausted`, `SSEStreamInterrupted`) when it must stop."""
         parser = self.parser
         parser.close()
         if parser.retry is not None:
             self.server_retry = parser.retry
-        # progress: the id moved on; or, on a stream without ids, any event. On a stream with
-        # ids, id-less events alone (a hub's `error` event each time, say) are no progress, so
-        # a server that only reports failure cannot keep the retry count at zero
-        moved = parser.last_event_id != self._start_id
-        progressed = moved or (delivered > 0 and not parser.last_event_id)
-        if parser.retry is not None or parser.last_event_id != self._start_id:
+        self.received_total += delivered
+        if self._head is not None:
+            self.guard.remember(self._head, first=True)
+        if self._tail is not None and self._tail is not self._head:
+            self.guard.remember(self._tail)
+        # progress: the id moved on (not while a reconnection replays); or, on a stream without
+        # ids, any event. On a stream with ids, id-less events alone (a hub's `error` event each
+        # time, say) are no progress, so a server that only reports failure cannot keep the
+        # retry count at zero
+        moved = self.last_event_id != self._start_id
+        progressed = moved or (delivered > 0 and not self.last_event_id)
+        if parser.retry is not None or moved:
             self.resumable = True
         if progressed:
             self.failures = 0
-        if self.reconnect == "never":
-            again = False
-        elif self.reconnect == "always":
-            again = True
-        elif error is None:
-            again = self.resumable
-        else:
-            again = self.resumable or self.method == "GET"
-        if not again:
+        after_clean, self._after_clean = self._after_clean, error is None
+        if not self._again(error, progressed, after_clean):
+            opened = self.state == "open"
             self.set_state("closed")
+            if error is not None and opened and self.method != "GET":
+                raise self._interrupted(error)
             if error is not None:
                 raise error
             return None
@@ -289,7 +306,7 @@ class StreamPlan:
                     url=self.url,
                     status=self.status,
                     headers=self.headers,
-                    last_event_id=self.parser.last_event_id,
+                    last_event_id=self.last_event_id,
                 )
                 exhausted.__cause__ = error
                 raise exhausted
@@ -301,10 +318,46 @@ class StreamPlan:
                 delay = max(delay, min(after, self.policy.max_server_retry))
         return delay
 
+    def _interrupted(self, error: SSEError) -> SSEStreamInterrupted:
+        """A non-GET stream broke: say what arrived; the request is not sent again."""
+        hint = (
+            "pass resume='resend' or resume='get' (or a URL) to resume"
+            if self.resume is None
+            else f"resume={self.resume!r} needs an id to resume from"
+        )
+        err = SSEStreamInterrupted(
+            f"{self.method} stream broke after {self.received_total} events and is not sent "
+            f"again ({hint}): {error.message}",
+            received=self.received_total,
+            url=self.url,
+            status=self.status,
+            headers=self.headers,
+            last_event_id=self.last_event_id,
+        )
+        err.__cause__ = error
+        return err
+
     def close(self) -> None:
         """The stream is over for good (close(), the done sentinel, 204, a raised error)."""
         self.parser.close()
         self.set_state("closed")
+
+
+def check_resume(method: str, reconnect: str, resume: str | None) -> None:
+    """Refuse a `resume=` that says nothing usable, and a browser-style `reconnect="always"`
+    that would re-send a non-GET request the caller never said how to resume."""
+    targets = ("http://", "https://", "/")
+    if resume not in (None, "resend", "get") and not str(resume).startswith(targets):
+        raise ValueError(
+            "resume must be 'resend', 'get' or a URL (absolute, or a path from '/'), "
+            f"got {shorten(repr(resume))}"
+        )
+    if method != "GET" and reconnect == "always" and resume is None:
+        raise ValueError(
+            f"reconnect='always' would send this {method} again: say how to resume with "
+            "resume='resend' (send the same request again) or resume='get' / a URL (GET it "
+            "with Last-Event-ID, as MCP's streamable HTTP transport does)"
+        )
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from .._errors import shorten
 from .._models import Event
 from ._closing import Closer
 from ._loops import Request, async_batches, sync_batches
@@ -28,13 +29,29 @@ class EventSource:
     """Consume a Server-Sent Events endpoint: `with EventSource(url) as es: for ev in es:`,
     or `async with` / `async for`.
 
-    Reconnects the way DESIGN.md's "End of a stream" says: with `reconnect="auto"` a stream
-    that declared itself resumable (an `id:` or `retry:` seen, or `last_event_id=` given) is
-    resumed with `Last-Event-ID` after a drop or a clean end; a GET without ids only after an
-    error; a POST without ids never, so a request is never silently sent twice. `"always"`
-    behaves like a browser, `"never"` makes one attempt. Stops for good on 204 (quietly), on
-    4xx other than 408/429 (`SSEStatusError`), on a non-SSE content type
-    (`SSEContentTypeError`), on `close()`, and quietly at an event whose data equals `done`.
+    Reconnects the way DESIGN.md's "End of a stream" says. With `reconnect="auto"`:
+
+    - a GET stream that declared itself resumable (an `id:` or `retry:` seen, or
+      `last_event_id=` given) is resumed with `Last-Event-ID` after a drop or a clean end;
+      a GET without ids only after an error;
+    - a request with any other method (POST, ...) is never sent again unless `resume=`
+      says how: `"resend"` sends the same request again (with `Last-Event-ID`), `"get"`
+      GETs the same URL with `Last-Event-ID`, a URL (absolute, or a path) GETs that one, as
+      MCP's streamable HTTP transport resumes a POST's stream. Without it a clean end stops
+      quietly and a drop raises `SSEStreamInterrupted` (what arrived: `received`,
+      `last_event_id`, status, headers; the failure chained);
+    - a reconnection never yields an event twice: one that brings back ids already
+      delivered (the server ignored `Last-Event-ID`) warns with `SSEResumeWarning`, tells
+      `on_state` "not-resumed", and ends the stream after a clean end (after a drop it
+      skips the replay to where it was); one that brings nothing new after a clean end
+      (an empty 200, as `fastapi.sse` sends past its end) ends it quietly.
+
+    `"always"` behaves like a browser's EventSource: it reconnects after every end and yields
+    whatever comes back, duplicates included (a non-GET needs `resume=` for it). `"never"`
+    makes one attempt. Every mode stops for good on 204 (quietly), on 4xx other than
+    408/429 (`SSEStatusError`), on a non-SSE content type (`SSEContentTypeError`), on
+    `close()`, and quietly at an event whose data equals `done`. Consecutive attempts that
+    bring no event back off from `retry_policy.floor` whatever `retry:` says.
 
     `connect_timeout` bounds connecting; `idle_timeout` bounds the silence between any two
     reads (set it above the server's heartbeat interval to detect dead connections).
@@ -60,19 +77,17 @@ class EventSource:
         client: httpx.Client | httpx.AsyncClient | None = None,
         retry_policy: RetryPolicy | None = None,
         on_state: Callable[[str], None] | None = None,
+        resume: str | None = None,
     ) -> None:
         self.url = str(url)
         timeout = httpx.Timeout(
             connect=connect_timeout, read=idle_timeout, write=connect_timeout, pool=connect_timeout
         )
-        self._req = Request(
-            method.upper(), self.url, dict(headers or {}), params, json, timeout, done
-        )
-        self._client = client
         self._plan = StreamPlan(
             self.url,
-            method=self._req.method,
+            method=method,
             reconnect=reconnect,
+            resume=resume,
             max_retries=max_retries,
             policy=retry_policy,
             last_event_id=last_event_id,
@@ -80,13 +95,24 @@ class EventSource:
             idle_timeout=idle_timeout,
             on_state=on_state,
         )
+        resume_url = None
+        if self._plan.resumes_by_get:
+            resume_url = (
+                self.url if resume == "get" else str(httpx.URL(self.url).join(resume or ""))
+            )
+        self._req = Request(
+            self._plan.method, self.url, dict(headers or {}), params, json, timeout, done,
+            resume_url,
+        )  # fmt: skip
+        self._client = client
         self._closer = Closer()
 
     # -- public state ---------------------------------------------------------------------
 
     @property
     def last_event_id(self) -> str:
-        """The id a resume sends as `Last-Event-ID` (live while iterating)."""
+        """The id a resume sends as `Last-Event-ID` (live while iterating; while a
+        reconnection has not yet shown that it resumed, the id it resumed from)."""
         return self._plan.last_event_id
 
     @property
@@ -110,13 +136,19 @@ class EventSource:
         return self._plan.state
 
     @property
+    def retry(self) -> int | None:
+        """The reconnection time the server asked for (ms), live: a `retry:` line counts as
+        soon as it completes, even in an event not yet dispatched. None until one arrives."""
+        return self._plan.server_retry
+
+    @property
     def retry_policy(self) -> RetryPolicy:
         return self._plan.policy
 
     def __repr__(self) -> str:
         return (
-            f"<EventSource {self._req.method} {self.url} state={self.state} "
-            f"last_event_id={self.last_event_id!r} reconnects={self.reconnects}>"
+            f"<EventSource {self._req.method} {shorten(self.url)} state={self.state} "
+            f"last_event_id={shorten(repr(self.last_event_id))} reconnects={self.reconnects}>"
         )
 
     # -- closing --------------------------------------------------------------------------
@@ -137,7 +169,7 @@ class EventSource:
         """Async `close()`: also finishes a suspended async iteration and its connection."""
         gen = self._closer.current()
         self.close()
-        if isinstance(gen, AsyncGenerator) and not gen.ag_running:
+        if isinstance(gen, AsyncGenerator) and not getattr(gen, "ag_running", False):
             await gen.aclose()
 
     def __enter__(self) -> EventSource:
@@ -203,7 +235,7 @@ class EventSource:
         self._closer.track(gen)
         return gen
 
-    async def _events_async(self) -> AsyncIterator[Event]:
+    async def _events_async(self) -> AsyncGenerator[Event, None]:
         closer = self._closer
         batches = async_batches(self._req, self._plan, self._closer, self._async_client())
         try:

@@ -123,7 +123,7 @@ async def _failing_source(fail_after: int) -> AsyncIterator[dict[str, Any]]:
     raise RuntimeError(f"source failed after {fail_after + 1} items")
 
 
-async def _errors(fail_after: int) -> AsyncIterator[Event]:
+async def _error_events(fail_after: int) -> AsyncIterator[Event]:
     """The error-event pattern done right: per-item errors go on, a fatal one ends it."""
     yield Event(event="connected", data=_dumps({"status": "ok"}))
     try:
@@ -138,6 +138,23 @@ async def _errors(fail_after: int) -> AsyncIterator[Event]:
     except Exception as exc:  # after the 200 went out, errors travel as events
         err = {"error": type(exc).__name__, "message": str(exc), "fatal": True}
         yield Event(event="error", data=_dumps(err))
+
+
+def _errors_total(fail_after: int) -> int:
+    """Events `/errors` numbers: connected, the items, one item_error, the fatal error."""
+    return fail_after + 3
+
+
+async def _errors(first: int, fail_after: int) -> AsyncIterator[Event]:
+    """`_error_events` numbered 1..n from `first` on, then `[DONE]`: a browser that
+    reconnects after the clean end resumes past the last id and gets 204, so it stops
+    instead of replaying the stream every few seconds."""
+    n = 0
+    async for event in _error_events(fail_after):
+        n += 1
+        if n >= first:
+            yield event._replace(id=str(n))
+    yield DONE
 
 
 def install(app: FastAPI) -> None:
@@ -177,9 +194,12 @@ def install(app: FastAPI) -> None:
     ) -> Response:
         return numbered(request, n, lambda first: _heartbeat(first, n, every), heartbeat=heartbeat)
 
-    @app.get("/errors", summary="connected, data, item_error, a fatal error, clean end")
-    async def errors(fail_after: Annotated[int, Query(ge=0, le=10_000)] = 3) -> Response:
-        return EventStreamResponse(_errors(fail_after))
+    @app.get("/errors", summary="connected, data, item_error, a fatal error, then [DONE]")
+    async def errors(
+        request: Request, fail_after: Annotated[int, Query(ge=0, le=10_000)] = 3
+    ) -> Response:
+        total = _errors_total(fail_after)
+        return numbered(request, total, lambda first: _errors(first, fail_after))
 
     for endpoint in (
         Endpoint("/stream", "n=10, interval=0.5", "counter events with ids 1..n, then [DONE]",
@@ -193,7 +213,7 @@ def install(app: FastAPI) -> None:
                  "an event every <every> s, \": ping\" comments every <heartbeat> s",
                  "/heartbeat?every=1&n=5"),
         Endpoint("/errors", "fail_after=3",
-                 "connected, data, item_error, a fatal error event, clean end",
+                 "connected, data, item_error, a fatal error event, with ids, then [DONE]",
                  "/errors"),
     ):  # fmt: skip
         add_endpoint(app, endpoint)
