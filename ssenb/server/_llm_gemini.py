@@ -13,6 +13,7 @@ Without `alt=sse` the chunks come as one JSON array, as the API does. `delay` an
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
@@ -41,27 +42,36 @@ class GenerateRequest(Extension):
     model_config = ConfigDict(extra="allow")
     contents: list[dict[str, Any]] = Field(min_length=1)
     tools: list[dict[str, Any]] | None = None
-    toolConfig: dict[str, Any] | None = None
+    toolConfig: dict[str, Any] | None = None  # (or tool_config: extra fields are kept)
     generationConfig: dict[str, Any] | None = None
 
 
+def _get(obj: Any, camel: str) -> Any:
+    """A field by its JSON name or its proto name (the API accepts both; so does the mock)."""
+    if not isinstance(obj, dict):
+        return None
+    snake = re.sub(r"([A-Z])", lambda m: "_" + m.group(1).lower(), camel)
+    return obj.get(camel, obj.get(snake))
+
+
 def _plan(req: GenerateRequest, delay: float | None, fail_after: int | None) -> Plan:
+    body = req.model_dump()
     users = [c for c in req.contents if c.get("role", "user") == "user"]
     prompt = text_of(users[-1].get("parts")) if users else ""
-    mode = (req.toolConfig or {}).get("functionCallingConfig", {}).get("mode")
-    declared = [d for t in req.tools or () for d in t.get("functionDeclarations") or ()]
+    mode = _get(_get(_get(body, "toolConfig"), "functionCallingConfig"), "mode")
+    declared = [d for t in req.tools or () for d in _get(t, "functionDeclarations") or ()]
+    schemas = [_get(d, "parameters") or _get(d, "parametersJsonSchema") or {} for d in declared]
     tools = [
-        Tool(str(d.get("name", "")), d.get("parameters") or d.get("parametersJsonSchema") or {})
-        for d in declared
+        Tool(str(d.get("name", "")), schema) for d, schema in zip(declared, schemas, strict=True)
     ]
-    config = req.generationConfig or {}
-    think = bool((config.get("thinkingConfig") or {}).get("includeThoughts"))
+    config = _get(body, "generationConfig") or {}
+    think = bool(_get(_get(config, "thinkingConfig"), "includeThoughts"))
     return make_plan(
         prompt,
         delay=req.delay if delay is None else delay,
         tools=[] if mode == "NONE" else tools,
         think=think,
-        max_tokens=config.get("maxOutputTokens"),
+        max_tokens=_get(config, "maxOutputTokens"),
         fail_after=req.fail_after if fail_after is None else fail_after,
     )
 
@@ -123,6 +133,8 @@ async def _stream(model: str, plan: Plan) -> AsyncIterator[bytes]:
 def install(app: FastAPI) -> None:
     """Add Gemini's streaming route to `app` and to the index page."""
 
+    # the API serves both versions; google-genai's default is the first, the docs show v1beta
+    @app.post("/v1/models/{model}:streamGenerateContent", include_in_schema=False)
     @app.post(
         "/v1beta/models/{model}:streamGenerateContent",
         summary="Gemini-compatible mock streamGenerateContent (alt=sse)",
