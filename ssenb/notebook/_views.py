@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 from .._models import Event
 from ._view_base import View
-from ._view_llm import TokenView, token_of
+from ._view_llm import TokenView, matches
 from ._view_log import LogView, TableView
 from ._view_progress import ProgressView, RateView
 
@@ -54,7 +54,7 @@ VIEWS: dict[str, type[View]] = {
 def kind_for_url(url: str) -> str | None:
     """The view kind an endpoint path implies, or None when the path says nothing."""
     path = urlsplit(url).path.rstrip("/")
-    if path.endswith("/chat") or path.endswith("/chat/completions"):
+    if matches(url, ()):
         return "tokens"
     if path.endswith("/progress"):
         return "progress"
@@ -72,6 +72,8 @@ def kind_for_events(events: Sequence[Event]) -> str:
             return "progress"
         if ev.data == "[DONE]":
             continue
+        if matches("", [ev]):
+            return "tokens"
         try:
             value: Any = json.loads(ev.data)
         except ValueError:
@@ -80,10 +82,6 @@ def kind_for_events(events: Sequence[Event]) -> str:
             return "log"
         if "progress" in value:
             return "progress"
-        if "choices" in value or (
-            set(value) <= {"content", "finish_reason", "role"} and token_of(value)[0] is not None
-        ):
-            return "tokens"
         if {"t", "value"} <= set(value):
             return "rate"
         return "table"
