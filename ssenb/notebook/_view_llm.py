@@ -165,7 +165,8 @@ class TokenView(View):
             )
         choices = r.provider in ("openai-chat", "gemini")
         others = sorted(r.texts)[1:] if choices else []  # alternative answers, shown apart
-        parts.append(f"<pre {_PRE.format(colour='#1565c0')}>{esc(self._tail(r.text))}</pre>")
+        if r.text or not r.tool_calls:
+            parts.append(f"<pre {_PRE.format(colour='#1565c0')}>{esc(self._tail(r.text))}</pre>")
         for i in others:
             label = f'<div style="font-size:12px;color:#757575">choice {i}</div>'
             parts.append(
