@@ -24,7 +24,7 @@ import ssenb
 from ssenb import Event, EventParser
 from ssenb.server import ServerHandle
 from ssenb.server._llm_mock import mock_answer
-from ssenb.server._llm_relay import _dialect_of, upstream
+from ssenb.server._llm_relay import DEFAULT_MODELS, _dialect_of, upstream
 
 FIXTURES = Path(__file__).parent / "fixtures" / "llm"
 ENV = (
@@ -206,8 +206,12 @@ def test_the_dialect_is_guessed_from_the_host_unless_given(
     config = upstream(ssenb.demo_app())
     assert config is not None
     assert config.dialect == dialect
+    assert config.model == DEFAULT_MODELS[dialect]
     monkeypatch.setenv("SSENB_LLM_DIALECT", "openai-responses")
     assert upstream(ssenb.demo_app()).dialect == "openai-responses"  # type: ignore[union-attr]
+    monkeypatch.setenv("SSENB_LLM_DIALECT", "cohere")
+    with pytest.raises(ValueError, match="SSENB_LLM_DIALECT='cohere'"):
+        upstream(ssenb.demo_app())
 
 
 def test_an_unknown_dialect_is_refused_at_once() -> None:

@@ -29,6 +29,13 @@ from ._llm_mock import dumps
 __all__ = ["DEFAULT_MODEL", "LLMConfig", "configure_llm", "relay", "request_for", "upstream"]
 
 DEFAULT_MODEL = "gpt-4o-mini"
+#: the model asked for when none is configured, per dialect (small, cheap ones)
+DEFAULT_MODELS = {
+    "openai-chat": DEFAULT_MODEL,
+    "openai-responses": DEFAULT_MODEL,
+    "anthropic": "claude-3-5-haiku-latest",
+    "gemini": "gemini-2.5-flash",
+}
 RELAYED = tuple(p for p in PROVIDERS if p != "ssenb")
 
 
@@ -76,9 +83,10 @@ def upstream(app: FastAPI) -> LLMConfig | None:
 
     Read per request, so environment changes apply to a running server: arguments of
     `configure_llm`, else `SSENB_LLM_BASE_URL` or `OPENAI_BASE_URL`, `SSENB_LLM_API_KEY` or
-    `OPENAI_API_KEY`, `SSENB_LLM_MODEL`, `SSENB_LLM_DIALECT` (default: from the base URL's
-    host, else openai-chat). Both a base URL and a key are needed: a stray `OPENAI_API_KEY`
-    alone never turns the demo into paid calls.
+    `OPENAI_API_KEY`, `SSENB_LLM_MODEL` (default: a small model of the dialect's provider),
+    `SSENB_LLM_DIALECT` (default: from the base URL's host, else openai-chat). Both a base
+    URL and a key are needed: a stray `OPENAI_API_KEY` alone never turns the demo into paid
+    calls.
     """
     conf = getattr(app.state, "ssenb_llm", None) or {}
     env = os.environ.get
@@ -86,8 +94,10 @@ def upstream(app: FastAPI) -> LLMConfig | None:
     key = conf.get("api_key") or env("SSENB_LLM_API_KEY") or env("OPENAI_API_KEY")
     if not base or not key:
         return None
-    model = conf.get("model") or env("SSENB_LLM_MODEL") or DEFAULT_MODEL
     dialect = conf.get("dialect") or env("SSENB_LLM_DIALECT") or _dialect_of(base)
+    if dialect not in RELAYED:
+        raise ValueError(f"SSENB_LLM_DIALECT={dialect!r}: use one of {', '.join(RELAYED)}")
+    model = conf.get("model") or env("SSENB_LLM_MODEL") or DEFAULT_MODELS[dialect]
     return LLMConfig(base.rstrip("/"), key, model, dialect)
 
 
