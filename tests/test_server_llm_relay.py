@@ -103,47 +103,25 @@ def test_chat_relays_each_dialects_answer(
     assert all(e.id == "" for e in events)  # an upstream answer cannot be resumed
 
 
-RECORDED = [
-    (
-        "openai-chat",
-        "/v1/chat/completions",
-        "openai_chat.txt",
-        "Server-Sent Events stream text.",
-        "authorization",
-        f"Bearer {KEY}",
-    ),
-    (
-        "openai-responses",
-        "/v1/responses",
-        "openai_responses.txt",
-        "Hi! How can I help?",
-        "authorization",
-        f"Bearer {KEY}",
-    ),
-    ("anthropic", "/v1/messages", "anthropic.txt", "Hello!", "x-api-key", KEY),
-    (
-        "gemini",
-        "/v1beta/models/m:streamGenerateContent",
-        "gemini.txt",
-        "Server-Sent Events let a server push text to the browser over HTTP.",
-        "x-goog-api-key",
-        KEY,
-    ),
-]
+BEARER = ("authorization", f"Bearer {KEY}")
+GEMINI_PATH = "/v1beta/models/m:streamGenerateContent"
+RECORDED = [  # dialect, path, recording, what /chat relays, the auth header sent
+    ("openai-chat", "/v1/chat/completions", "openai_chat.txt", "Server-Sent Events stream text.",
+     BEARER),
+    ("openai-chat", "/v1/chat/completions", "openai_chat_choices.txt", "Yes, indeed", BEARER),
+    ("openai-responses", "/v1/responses", "openai_responses.txt", "Hi! How can I help?", BEARER),
+    ("anthropic", "/v1/messages", "anthropic.txt", "Hello!", ("x-api-key", KEY)),
+    ("gemini", GEMINI_PATH, "gemini.txt", "Server-Sent Events let a server push text to the "
+     "browser over HTTP.", ("x-goog-api-key", KEY)),
+]  # fmt: skip
 
 
-@pytest.mark.parametrize(
-    ("dialect", "path", "file", "text", "header", "value"), RECORDED, ids=[r[0] for r in RECORDED]
-)
+@pytest.mark.parametrize(("dialect", "path", "file", "text", "auth"), RECORDED,
+                         ids=[r[2][:-4] for r in RECORDED])  # fmt: skip
 def test_the_relay_speaks_each_providers_request_and_reads_its_stream(
-    recordings: tuple[str, Recordings],
-    dialect: str,
-    path: str,
-    file: str,
-    text: str,
-    header: str,
-    value: str,
-) -> None:
+    recordings: tuple[str, Recordings], dialect: str, path: str, file: str, text: str,
+    auth: tuple[str, str],
+) -> None:  # fmt: skip
     url, rec = recordings
     rec.files[path] = file
     root = "/v1beta" if dialect == "gemini" else "/v1"
@@ -152,7 +130,7 @@ def test_the_relay_speaks_each_providers_request_and_reads_its_stream(
     assert events[-1].data == "[DONE]"
     got_path, headers, body = rec.seen[-1]
     assert got_path == path
-    assert headers[header] == value
+    assert headers[auth[0]] == auth[1]
     assert "What is SSE?" in str(body)
     assert headers["accept"] == "text/event-stream"
 

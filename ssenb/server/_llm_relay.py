@@ -148,10 +148,11 @@ async def relay(config: LLMConfig, prompt: str) -> AsyncIterator[Event]:
                 yield _upstream_error("UpstreamError", text or ctype, response.status_code)
                 return
             parser, acc = EventParser(), Accumulator(config.dialect)
+            choices = config.dialect in ("openai-chat", "gemini")  # index = alternative answer
             async for chunk in response.aiter_bytes():
                 for event in parser.feed(chunk):
                     for delta in acc.feed(event):
-                        if delta.kind == "text":
+                        if delta.kind == "text" and (delta.index == 0 or not choices):
                             yield Event(data=dumps({"content": delta.text}))
                         elif delta.kind == "error" and acc.error is not None:
                             yield _upstream_error("UpstreamError", delta.text)
