@@ -158,6 +158,8 @@ def _openai_chat(acc: Accumulator, value: Any) -> list[Delta]:
                 out.append(Delta("reasoning", reasoning, i))
         if text := _str(delta.get("content")) or _str(choice.get("text")):
             out.append(Delta("text", text, i))
+        if text := _str(delta.get("refusal")):  # a refusal is the answer's text
+            out.append(Delta("text", text, i))
         for call in delta.get("tool_calls") or ():
             call, fn = _dict(call), _dict(_dict(call).get("function"))
             args = _str(fn.get("arguments")) or ""

@@ -179,3 +179,26 @@ def test_any_text_round_trips_through_every_dialect(pieces: list[str], provider:
         return msg({"candidates": [{"content": {"parts": [{"text": piece}]}, "index": 0}]})
 
     assert summarize([wrap(p) for p in pieces]).text == "".join(pieces)
+
+
+def _chunk(delta: dict[str, Any]) -> Event:
+    return msg({"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": delta}]})
+
+
+FIELDS = [
+    ("refusal", [_chunk({"refusal": "I can't help"})], "I can't help", ""),
+    ("reasoning_content", [_chunk({"reasoning_content": "hmm"}), _chunk({"content": "42"})],
+     "42", "hmm"),
+    ("reasoning", [_chunk({"reasoning": "hmm"}), _chunk({"content": "42"})], "42", "hmm"),
+    ("gemini-thought", [msg({"candidates": [{"content": {"parts": [
+        {"text": "hmm", "thought": True}, {"text": "42"}]}}]})], "42", "hmm"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("events", "text", "reasoning"), [f[1:] for f in FIELDS],
+                         ids=[f[0] for f in FIELDS])  # fmt: skip
+def test_refusals_are_text_and_reasoning_fields_are_reasoning(
+    events: list[Event], text: str, reasoning: str
+) -> None:
+    result = summarize(events)
+    assert (result.text, result.reasoning) == (text, reasoning)

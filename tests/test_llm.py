@@ -80,6 +80,18 @@ def test_metrics_measure_time_to_first_token_and_rate(demo: ServerHandle, provid
         assert m["finish_reason"] in {"stop", "completed", "end_turn", "STOP"}
 
 
+def test_a_recording_read_back_summarizes_like_the_live_stream(
+    demo: ServerHandle, tmp_path: Path
+) -> None:
+    method, path, body = REQUESTS["anthropic"]
+    url = f"{demo.url}{path}"
+    count = ssenb.record(url, tmp_path / "answer.jsonl", method=method, json={**body, "delay": 0})
+    df = ssenb.read_jsonl(tmp_path / "answer.jsonl")
+    assert len(df) == count
+    assert ssenb.llm.summarize(df) == ssenb.llm.summarize(_collect(demo, "anthropic"))
+    assert ssenb.llm.metrics(ssenb.llm.frame(df))["tokens_per_s"] is not None
+
+
 def test_plain_events_have_no_times_so_time_figures_are_none() -> None:
     events = EventParser().feed((FIXTURES / "anthropic.txt").read_bytes())
     m = ssenb.llm.metrics(ssenb.llm.frame(events))

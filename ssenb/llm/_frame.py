@@ -11,7 +11,7 @@ import json
 import math
 from collections.abc import Iterable
 from itertools import pairwise
-from typing import Any
+from typing import Any, Protocol, cast
 
 import pandas as pd
 
@@ -20,7 +20,15 @@ from .._models import Event
 
 __all__ = ["events_of", "frame", "metrics", "summarize"]
 
-Source = pd.DataFrame | Iterable[Event] | Iterable[tuple[Any, Event]]
+
+class Watched(Protocol):
+    """Anything with a `.df` of events, such as the Subscription `watch` returns."""
+
+    @property
+    def df(self) -> pd.DataFrame: ...
+
+
+Source = pd.DataFrame | Watched | Iterable[Event] | Iterable[tuple[Any, Event]]
 COLUMNS = ["time", "kind", "text", "index", "event"]
 _CONTENT = ("text", "reasoning", "tool_args")
 
@@ -30,8 +38,11 @@ def _cell(value: Any) -> str:
 
 
 def events_of(source: Source) -> list[tuple[Any, Event]]:
-    """`(time, Event)` pairs from a DataFrame of `collect`/`watch`/`read_jsonl`, a list of
-    Events (time None) or of `(time, Event)` pairs."""
+    """`(time, Event)` pairs from a DataFrame of `collect`/`watch`/`read_jsonl`, a `watch`
+    Subscription, a list of Events (time None) or of `(time, Event)` pairs."""
+    df = getattr(source, "df", None)  # a `watch` Subscription: its rows, with their times
+    if isinstance(df, pd.DataFrame) and not isinstance(source, pd.DataFrame):
+        source = df
     if isinstance(source, pd.DataFrame):
         missing = {"event", "data"} - set(source.columns)
         if missing:
@@ -44,7 +55,7 @@ def events_of(source: Source) -> list[tuple[Any, Event]]:
             for t, e, d, i in zip(times, source["event"], source["data"], ids, strict=True)
         ]
     out: list[tuple[Any, Event]] = []
-    for item in source:
+    for item in cast("Iterable[Any]", source):
         if isinstance(item, Event):
             out.append((None, item))
         elif isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], Event):
