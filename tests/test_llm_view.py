@@ -109,6 +109,8 @@ def test_provider_errors_mid_stream_are_shown_as_errors(name: str, error: str) -
     page = view.html()
     assert re.search(rf'<div style="color:#c62828">{re.escape(error)}', page)
     assert view.answer in page  # the text so far stays
+    assert view.status == "error"  # although the stream itself ended cleanly
+    assert error in view.text()
 
 
 def test_an_unrecognised_stream_falls_back_to_the_log_with_a_note() -> None:

@@ -120,6 +120,17 @@ class TokenView(View):
         if acc.provider is not None:
             self._early = []
 
+    def on_status(self, status: str, error: BaseException | None = None) -> None:
+        """As the base; a stream that ended cleanly after the provider's own error event
+        (an `overloaded_error` mid-answer, say) shows as an error, not as done."""
+        if status == "done" and self.fallback is None and self.acc.error is not None:
+            status = "error"
+        super().on_status(status, error)
+
+    def text(self, now: float | None = None) -> str:
+        line = super().text(now)
+        return f"{line} | {shorten(self.problem, 200)}" if self.problem else line
+
     def tokens_per_second(self) -> float | None:
         """Tokens after the first divided by the time since it; None until there are two."""
         if self.first_token_at is None or self.last_token_at is None or self.tokens < 2:
