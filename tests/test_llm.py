@@ -134,6 +134,19 @@ def test_things_that_are_not_streams_are_refused_clearly(source: object, error: 
         ssenb.llm.frame(source)  # type: ignore[arg-type]
 
 
+def test_missing_cells_of_arrow_backed_columns_read_as_empty() -> None:
+    df = pd.DataFrame(
+        {
+            "event": [None, "message"],
+            "id": [None, None],
+            "data": ['{"content": "A"}', '{"content": "B"}'],
+        }
+    ).astype("string[pyarrow]")
+    assert [ev.event for _, ev in ssenb.llm.events_of(df)] == ["message", "message"]
+    assert [ev.id for _, ev in ssenb.llm.events_of(df)] == ["", ""]
+    assert ssenb.llm.summarize(df).text == "AB"
+
+
 def test_an_empty_stream_gives_an_empty_frame_and_empty_metrics() -> None:
     frame = ssenb.llm.frame([])
     assert frame.empty

@@ -34,7 +34,10 @@ _CONTENT = ("text", "reasoning", "tool_args")
 
 
 def _cell(value: Any) -> str:
-    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+    """A cell as text; missing values (None, NaN, pd.NA of Arrow-backed columns) are ""."""
+    if isinstance(value, str):
+        return value
+    return "" if value is None or bool(pd.isna(value)) else str(value)
 
 
 def events_of(source: Source) -> list[tuple[Any, Event]]:
