@@ -128,9 +128,13 @@ def usage_of(raw: Any) -> dict[str, int]:
     return out
 
 
-def _usage(raw: Any) -> list[Delta]:
-    found = usage_of(raw)
-    return [Delta("usage", json.dumps(found, sort_keys=True))] if found else []
+def _usage(acc: Accumulator, raw: Any) -> list[Delta]:
+    """A usage delta when the counts changed (Gemini repeats them in every chunk)."""
+    found = usage_of(raw) if raw else None
+    if not found or all(acc.usage.get(k) == v for k, v in found.items()):
+        return []
+    acc.usage.update(found)
+    return [Delta("usage", json.dumps(found, sort_keys=True))]
 
 
 def _error_text(err: Any) -> str:
@@ -167,7 +171,7 @@ def _openai_chat(acc: Accumulator, value: Any) -> list[Delta]:
                              _str(call.get("id")), _str(fn.get("name"))))  # fmt: skip
         if finish := _str(choice.get("finish_reason")):
             out.append(Delta("finish", finish, i))
-    return out + _usage(value.get("usage"))
+    return out + _usage(acc, value.get("usage"))
 
 
 def _openai_responses(acc: Accumulator, value: Any) -> list[Delta]:
@@ -189,7 +193,7 @@ def _openai_responses(acc: Accumulator, value: Any) -> list[Delta]:
             return [Delta("tool_args", args, i, _str(item.get("call_id")), _str(item.get("name")))]
     if kind in ("response.completed", "response.incomplete", "response.failed"):
         response = _dict(value.get("response"))
-        out = _usage(response.get("usage"))
+        out = _usage(acc, response.get("usage"))
         if response.get("error"):
             out.append(_error(acc, response["error"]))
         reason = _str(_dict(response.get("incomplete_details")).get("reason"))
@@ -202,7 +206,7 @@ def _anthropic(acc: Accumulator, value: Any) -> list[Delta]:
     kind = value.get("type")
     i = _int(value.get("index"))
     if kind == "message_start":
-        return _usage(_dict(value.get("message")).get("usage"))
+        return _usage(acc, _dict(value.get("message")).get("usage"))
     if kind == "content_block_start":
         block = _dict(value.get("content_block"))
         if block.get("type") in ("tool_use", "server_tool_use"):
@@ -221,7 +225,7 @@ def _anthropic(acc: Accumulator, value: Any) -> list[Delta]:
         if step == "input_json_delta":
             return [Delta("tool_args", _str(delta.get("partial_json")) or "", i)]
     if kind == "message_delta":
-        out = _usage(value.get("usage"))
+        out = _usage(acc, value.get("usage"))
         if reason := _str(_dict(value.get("delta")).get("stop_reason")):
             out.append(Delta("finish", reason))
         return out
@@ -249,7 +253,7 @@ def _gemini(acc: Accumulator, value: Any) -> list[Delta]:
             out.append(Delta("finish", finish, i))
     if blocked := _str(_dict(value.get("promptFeedback")).get("blockReason")):
         out.append(Delta("finish", blocked))
-    return out + _usage(value.get("usageMetadata"))
+    return out + _usage(acc, value.get("usageMetadata"))
 
 
 def _ssenb(acc: Accumulator, value: Any) -> list[Delta]:
@@ -352,8 +356,6 @@ class Accumulator:
             call["arguments"] += text
         elif kind == "finish":
             self.finishes[i] = text
-        elif kind == "usage":
-            self.usage.update(json.loads(text))
         return delta
 
     def result(self) -> LLMResult:
