@@ -28,6 +28,7 @@ from ._parser import EventParser
 from ._version import __version__
 
 if TYPE_CHECKING:  # pragma: no cover
+    from . import llm
     from ._lifecycle import stop_all
     from ._status import status
     from .client import EventSource, RetryPolicy
@@ -47,6 +48,7 @@ _LAZY: dict[str, str] = {
     "View": "ssenb.notebook",
     "collect": "ssenb.notebook",
     "demo_app": "ssenb.server",
+    "llm": "ssenb.llm",  # a namespace: the module itself
     "load_ipython_extension": "ssenb.magics",
     "read_dataset": "ssenb.recording",
     "read_jsonl": "ssenb.recording",
@@ -86,6 +88,7 @@ __all__ = [
     "demo_app",
     "encode",
     "encode_comment",
+    "llm",
     "load_ipython_extension",
     "read_dataset",
     "read_jsonl",
@@ -105,7 +108,8 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'ssenb' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    imported = importlib.import_module(module)
+    value = imported if module == f"ssenb.{name}" else getattr(imported, name)
     globals()[name] = value
     return value
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 PKG = Path(__file__).resolve().parents[1] / "ssenb"
-CORE = ["_models", "_parser", "_encoder", "_errors", "_version", "_state"]
+CORE = ["_models", "_parser", "_encoder", "_errors", "_version", "_state", "_dialects"]
 
 # DESIGN's order: core < runtime < client, server (neither imports the other) < recording
 # < notebook (and the `ssenb.llm` namespace beside it) < top (magics, CLI, status, stop_all).

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from .._models import Event
 from ._view_base import View
-from ._view_llm import TokenView, token_of
+from ._view_llm import TokenView, matches
 from ._view_log import LogView, TableView
 from ._view_progress import ProgressView, RateView
 
@@ -173,20 +173,6 @@ def _match_progress(url: str, events: Sequence[Event]) -> bool:
     return any(isinstance(v, dict) and "progress" in v for v in _values(events))
 
 
-def _match_tokens(url: str, events: Sequence[Event]) -> bool:
-    """LLM token streams: `/chat`, `/chat/completions`, OpenAI chunks, `{"content": ...}`."""
-    if _path_ends(url, "/chat", "/chat/completions"):
-        return True
-    return any(
-        isinstance(v, dict)
-        and (
-            "choices" in v
-            or (set(v) <= {"content", "finish_reason", "role"} and token_of(v)[0] is not None)
-        )
-        for v in _values(events)
-    )
-
-
 def _match_rate(url: str, events: Sequence[Event]) -> bool:
     if _path_ends(url, "/ticks"):
         return True
@@ -202,7 +188,7 @@ def _match_table(url: str, events: Sequence[Event]) -> bool:
 register_view("log", LogView)
 register_view("table", TableView, match=_match_table)
 register_view("progress", ProgressView, match=_match_progress)
-register_view("tokens", TokenView, match=_match_tokens)
+register_view("tokens", TokenView, match=matches)
 register_view("rate", RateView, match=_match_rate)
 
 

@@ -1,0 +1,29 @@
+"""`ssenb.llm`: LLM answers streamed by OpenAI (Chat Completions and Responses), Anthropic,
+Gemini or ssenb's mock, read the same way.
+
+- `summarize(events_or_df)` -> `LLMResult` (provider, text, reasoning, tool_calls,
+  finish_reason, usage, error);
+- `frame(events_or_df)` -> DataFrame, one row per delta (time, kind, text, index);
+- `metrics(frame)` -> dict (ttft, itl_p50, itl_p99, tokens_per_s, ...).
+
+The stream shapes themselves live in one pure module (`ssenb._dialects`), which the tokens
+view and the demo relay use too.
+"""
+
+from __future__ import annotations
+
+from .._dialects import KINDS, PROVIDERS, Accumulator, Delta, LLMResult, detect
+from ._frame import events_of, frame, metrics, summarize
+
+__all__ = [
+    "KINDS",
+    "PROVIDERS",
+    "Accumulator",
+    "Delta",
+    "LLMResult",
+    "detect",
+    "events_of",
+    "frame",
+    "metrics",
+    "summarize",
+]
