@@ -140,6 +140,11 @@ def _check_resumed_from_3(err: BaseException | None, origin: ScriptedOrigin) -> 
     assert max(len(line) for r in origin.requests for line in r.headers.values()) < 4096
 
 
+def _check_resumed_from_e2(err: BaseException | None, origin: ScriptedOrigin) -> None:
+    """The resume sends the id's UTF-8 bytes (as browsers do), read here as Latin-1."""
+    assert [r.last_event_id for r in origin.requests] == ["", "é2".encode().decode("latin-1")]
+
+
 def _stamped(step: Step) -> Step:
     """`step`, noting in the request when it was answered (read by the check)."""
 
@@ -218,6 +223,12 @@ ROWS: dict[str, Row] = {
     "retry of 5,000 digits": _resumes(b"retry: " + b"9" * 5000 + b"\n\n" + E123, CAPPED),
     "retry: in a pending block": _resumes(E123 + b"retry: 10\n", SLOW, _check_quick_resume),
     "absurd retry in a pending block": _resumes(E123 + b"retry: 000" + b"9" * 30 + b"\n", CAPPED),
+    "a non-ASCII id": Row(
+        [raw("id: é1\ndata: e1\n\nid: é2\ndata: e2\n\ndata: ha".encode()), sse(3, 3)],
+        None,
+        [Event(data="e1", id="é1"), Event(data="e2", id="é2"), *_kept(3)],
+        check=_check_resumed_from_e2,
+    ),
     "a 10 MB id": _resumes(E123 + BIG_ID, {}, kept=[Event(data="big", id="3")]),
     "never sends headers": Row(
         [sse(1, 3, cut=True), no_headers],

@@ -47,7 +47,8 @@ class Request:
 
     def kwargs(self, plan: StreamPlan) -> dict[str, Any]:
         return {
-            "headers": plan.request_headers(self.headers),
+            # UTF-8, as browsers send it: an id such as "é1" must resume, not fail to encode
+            "headers": httpx.Headers(plan.request_headers(self.headers), encoding="utf-8"),
             "params": self.params,
             "json": self.json,
             "timeout": self.timeout,
