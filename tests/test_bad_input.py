@@ -18,6 +18,7 @@ fault meets a client that already holds events and resumes with `Last-Event-ID: 
 | retry: of 5,000 digits       | clamped (no int-string-limit ValueError), resumed, completes |
 | retry: in a pending block    | acts at once: the resume waits 10 ms, not the policy's 3 s    |
 | absurd retry in a pending block | clamped, the policy caps the wait, completes              |
+| a non-ASCII id               | resumed: Last-Event-ID carries its UTF-8 bytes, as browsers send |
 | a 10 MB id                   | ignored like a NUL id: the resume sends Last-Event-ID 3       |
 | never sends headers          | SSEIdleTimeout (after the retries: SSERetriesExhausted)      |
 | slow-loris body              | SSEIdleTimeout when a gap exceeds idle_timeout               |
