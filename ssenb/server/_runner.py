@@ -5,14 +5,14 @@ with SO_REUSEADDR, so a busy port fails at once with the OS error and port 0 is 
 the thread starts; `uvicorn.Server.serve(sockets=[sock])` runs on a runtime `LoopThread`
 named `ssenb-server-<name>` (its own, so a busy server never delays the consumers on the
 shared loop); `serve()` waits for `started` while checking that serving has not ended, so an
-app that fails at startup raises its real cause in the cell instead of timing out. `stop()` first ends every
-open event stream cooperatively (they finish in one loop turn), then asks uvicorn to exit,
-and forces it after a second. Servers are kept by name in `ssenb._state`, so re-running a
-cell replaces the old server (same port when it is free) instead of leaking it, and an
-`atexit` hook stops them all. Every request passes `_security.Guard` first (Host check,
-optional CORS, optional token with a browser login cookie). uvicorn's log lines go to an
-in-memory buffer (`handle.logs()`), never to stderr, where they would land in whichever
-cell happens to be running.
+app that fails at startup raises its real cause in the cell instead of timing out. `stop()`
+first ends every open event stream cooperatively (they finish in one loop turn), then asks
+uvicorn to exit, and forces it after a second. Servers are kept by name in the runtime's
+registry (`ssenb._state`), so re-running a cell replaces the old server (same port when it
+is free) instead of leaking it, and an `atexit` hook stops them all. Every request passes
+`_security.Guard` first (Host check, optional CORS, optional token with a browser login
+cookie). uvicorn's log lines go to an in-memory buffer (`handle.logs()`), never to stderr,
+where they would land in whichever cell happens to be running.
 """
 
 from __future__ import annotations
@@ -235,7 +235,7 @@ class ServerHandle:
                     serving.result(2.0)
                 except concurrent.futures.TimeoutError:
                     pass
-            except Exception:  # noqa: S110 - kept in self.error by _serve
+            except Exception:  # kept in self.error by _serve
                 pass
         self._thread.stop(2.0)
 
