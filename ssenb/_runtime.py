@@ -213,24 +213,42 @@ class LoopThread:
         if self.in_thread():
             coro.close()
             raise RuntimeError(f"cannot block {self.name} on itself: await the coroutine instead")
-        finished = threading.Event()
+        loop = self.get_loop()
+        done = threading.Event()
+        tasks: list[asyncio.Task[T]] = []
+        abandoned = False
 
-        async def tracked() -> T:
-            try:
-                return await coro
-            finally:
-                finished.set()
+        def start() -> None:  # on the loop: the task's own done callback fires only once
+            if abandoned:  # Ctrl-C before it started: it never runs
+                coro.close()
+                done.set()
+                return
+            task = loop.create_task(_contained(coro))
+            task.add_done_callback(lambda _: done.set())  # once its `finally` blocks ran
+            tasks.append(task)
 
-        future = self.submit(tracked())
-        future.add_done_callback(lambda _: finished.set())  # also when cancelled unstarted
+        def cancel() -> None:
+            nonlocal abandoned
+            abandoned = True
+            if tasks:
+                tasks[0].cancel()
+
+        loop.call_soon_threadsafe(start)
         try:
-            while not finished.wait(0.05):
-                pass
+            while not done.wait(0.05):
+                if not self.alive:
+                    raise RuntimeError(f"{self.name} stopped before the work ended")
         except KeyboardInterrupt:
-            future.cancel()
-            finished.wait(cancel_wait)
+            try:
+                loop.call_soon_threadsafe(cancel)
+            except RuntimeError:  # the loop is closed: nothing runs any more
+                raise KeyboardInterrupt from None
+            done.wait(cancel_wait)
             raise
-        return future.result(cancel_wait)
+        task = tasks[0]
+        if task.cancelled():
+            raise RuntimeError(f"{self.name} was stopped (ssenb.stop_all()) before the work ended")
+        return task.result()
 
     def stop(self, timeout: float = 5.0) -> bool:
         """Stop the loop (tasks still on it are cancelled, async generators closed, the loop
