@@ -181,16 +181,20 @@ def test_a_stream_that_never_opened_raises_within_the_timeout_and_leaves_no_file
     status: int | None,
 ) -> None:
     started = time.monotonic()
-    with pytest.raises(SSEConnectTimeout, match="did not open within timeout=1.0s") as info:
+    with pytest.raises(SSEConnectTimeout, match=r"did not open within timeout=1\.0s") as info:
         _call(caller, dead_ends[where], tmp_path)
     took = time.monotonic() - started
     assert TIMEOUT <= took < TIMEOUT + 5 * PROMISE
     err = info.value
-    assert isinstance(err, ssenb.SSEError) and isinstance(err, TimeoutError)
+    assert isinstance(err, ssenb.SSEError)
+    assert isinstance(err, TimeoutError)
     assert isinstance(err.__cause__, cause)
-    assert err.url == dead_ends[where] and err.status == status and err.attempts >= 1
+    assert err.url == dead_ends[where]
+    assert err.status == status
+    assert err.attempts >= 1
     if caller == "collect":
-        assert list(err.partial.columns) == ENVELOPE and len(err.partial) == 0
+        assert list(err.partial.columns) == ENVELOPE
+        assert len(err.partial) == 0
     elif caller.startswith("record"):
         assert err.partial == 0
     assert list(tmp_path.iterdir()) == []  # no empty file or folder left behind

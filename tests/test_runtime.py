@@ -30,7 +30,8 @@ def lt() -> Iterator[LoopThread]:
 
 
 def test_one_daemon_thread_starts_on_first_use_for_every_caller(lt: LoopThread) -> None:
-    assert not lt.alive and lt.loop is None
+    assert not lt.alive
+    assert lt.loop is None
     loops: list[object] = []
     callers = [threading.Thread(target=lambda: loops.append(lt.get_loop())) for _ in range(8)]
     for t in callers:
@@ -39,7 +40,8 @@ def test_one_daemon_thread_starts_on_first_use_for_every_caller(lt: LoopThread) 
         t.join(10)
     assert len(set(map(id, loops))) == 1
     named = [t for t in threading.enumerate() if t.name == "ssenb-test-loop"]
-    assert len(named) == 1 and named[0].daemon
+    assert len(named) == 1
+    assert named[0].daemon
 
 
 def test_submit_call_and_run_hand_work_and_errors_across_threads(lt: LoopThread) -> None:
@@ -56,7 +58,8 @@ def test_submit_call_and_run_hand_work_and_errors_across_threads(lt: LoopThread)
         lt.run(fail())
     assert lt.call(lambda: threading.current_thread().name) == "ssenb-test-loop"
     assert lt.call(lambda: lt.call(lambda: 7)) == 7  # inline on the loop: no deadlock
-    assert lt.call(lt.in_thread) and not lt.in_thread()
+    assert lt.call(lt.in_thread)
+    assert not lt.in_thread()
 
 
 def test_run_from_the_loop_thread_refuses_instead_of_deadlocking(lt: LoopThread) -> None:
@@ -124,10 +127,12 @@ def test_stop_cancels_what_runs_closes_generators_and_a_restart_is_fresh(lt: Loo
     time.sleep(0.1)
     first = lt.get_loop()
     assert lt.stop(5)
-    assert not lt.alive and first.is_closed()
+    assert not lt.alive
+    assert first.is_closed()
     assert sorted(seen) == ["generator closed", "task cancelled"]
     assert future.cancelled()
-    assert lt.get_loop() is not first and lt.call(lambda: 2) == 2
+    assert lt.get_loop() is not first
+    assert lt.call(lambda: 2) == 2
 
 
 def test_the_registries_are_typed_shared_and_survive_reloading() -> None:
@@ -152,7 +157,8 @@ def test_servers_subscriptions_and_recorders_meet_the_runtime_protocols(tmp_path
             sub.stop()
     with JSONLRecorder(tmp_path / "a.jsonl") as a, DatasetRecorder(tmp_path / "ds") as b:
         for rec in (a, b):
-            assert isinstance(rec, RecorderLike) and isinstance(rec, Recorder)
+            assert isinstance(rec, RecorderLike)
+            assert isinstance(rec, Recorder)
 
 
 def test_status_lists_an_open_recorder_until_it_closes(tmp_path: Path) -> None:
