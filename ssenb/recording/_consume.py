@@ -2,8 +2,8 @@
 
 Why it runs on the runtime's shared loop (`ssenb._runtime.runtime.loop`):
 
-1. It works the same in a plain script, in a running Jupyter kernel and after the user called
-   `nest_asyncio.apply()`: the kernel's loop is never touched and nothing here ever calls
+1. It works the same in a plain script, in a running Jupyter kernel and after the user patched
+   asyncio with nest_asyncio: the kernel's loop is never touched and nothing here ever calls
    `asyncio.run`. The loop is started once and shared with `watch`, not one thread and one
    loop per call, and connections are closed on that loop, never by the garbage collector.
 2. The deadline is honoured even when the server is silent or unreachable: `asyncio.timeout`
