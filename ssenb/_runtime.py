@@ -23,6 +23,7 @@ in the background goes through here:
 from __future__ import annotations
 
 import asyncio
+import atexit
 import concurrent.futures
 import logging
 import threading
@@ -300,5 +301,18 @@ class Runtime:
         return running
 
 
+def _flush_recorders() -> None:
+    """At interpreter exit, put what open recorders buffered on disk (their timer threads are
+    daemons and would die with it). Flushing is safe while a writer still runs."""
+    for rec in list(runtime.recorders.values()):
+        try:
+            rec.flush()
+        except Exception:  # exiting: one recorder's failure must not stop the others
+            _log.warning("ssenb: flushing %r at exit failed", rec, exc_info=True)
+
+
 #: the one runtime of this process; reloading this module keeps it (and what it registered)
 runtime: Runtime = globals().get("runtime") or Runtime()
+if not runtime.flags.get("atexit-recorders"):
+    atexit.register(_flush_recorders)
+    runtime.flags["atexit-recorders"] = True

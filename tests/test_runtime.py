@@ -7,6 +7,8 @@ import _thread
 import asyncio
 import importlib
 import re
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -180,6 +182,24 @@ def test_stop_all_closes_open_recorders_so_their_events_are_on_disk(tmp_path: Pa
     assert id(rec) not in runtime.recorders
     with pytest.raises(ValueError, match="closed"):
         rec.write(ssenb.Event())
+
+
+EXITING_CHILD = """
+import sys
+from ssenb import Event
+from ssenb.recording import JSONLRecorder
+rec = JSONLRecorder(sys.argv[1], flush_interval=60)  # the timer would not flush in time
+for i in range(3):
+    rec.write(Event(data=str(i)))
+"""  # and the script ends without closing it
+
+
+def test_what_an_open_recorder_buffered_is_on_disk_after_the_interpreter_exits(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "r.jsonl"
+    subprocess.run([sys.executable, "-c", EXITING_CHILD, str(out)], check=True, timeout=60)
+    assert out.read_text().count("\n") == 3
 
 
 LOOP_MAKERS = re.compile(r"asyncio\.run\(|new_event_loop\(|run_until_complete\(|run_forever\(")

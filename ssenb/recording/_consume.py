@@ -21,13 +21,16 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from .._errors import SSEError
 from .._models import Event
 from .._runtime import runtime
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..client import EventSource
 
 __all__ = ["SSEConnectTimeout", "Sink", "consume"]
 
@@ -121,7 +124,7 @@ async def _read(
 
 
 def _never_opened(
-    url: str, timeout: float | None, source: Any, last: BaseException | None
+    url: str, timeout: float | None, source: EventSource, last: BaseException | None
 ) -> SSEConnectTimeout:
     attempts = source.reconnects + 1
     why = f": {type(last).__name__}: {last}" if last is not None else ""
