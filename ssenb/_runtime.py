@@ -215,6 +215,7 @@ class LoopThread:
             coro.close()
             raise RuntimeError(f"cannot block {self.name} on itself: await the coroutine instead")
         loop = self.get_loop()
+        thread = self._thread
         done = threading.Event()
         tasks: list[asyncio.Task[T]] = []
         abandoned = False
@@ -237,8 +238,8 @@ class LoopThread:
         loop.call_soon_threadsafe(start)
         try:
             while not done.wait(0.05):
-                if not self.alive:
-                    raise RuntimeError(f"{self.name} stopped before the work ended")
+                if thread is None or not thread.is_alive():  # stopped before `start` ran
+                    raise RuntimeError(f"{self.name} was stopped before the work ended")
         except KeyboardInterrupt:
             try:
                 loop.call_soon_threadsafe(cancel)

@@ -137,6 +137,24 @@ def test_stop_cancels_what_runs_closes_generators_and_a_restart_is_fresh(lt: Loo
     assert lt.call(lambda: 2) == 2
 
 
+def test_a_stop_while_a_caller_waits_in_run_ends_its_wait_with_an_error(lt: LoopThread) -> None:
+    errors: list[BaseException] = []
+
+    def caller() -> None:
+        try:
+            lt.run(asyncio.sleep(3600))
+        except RuntimeError as exc:
+            errors.append(exc)
+
+    waiting = threading.Thread(target=caller)
+    waiting.start()
+    time.sleep(0.1)
+    assert lt.stop(5)
+    waiting.join(5)
+    assert not waiting.is_alive()
+    assert "was stopped" in str(errors[0])
+
+
 def test_the_registries_are_typed_shared_and_survive_reloading() -> None:
     assert _state.servers is runtime.servers
     assert _state.subscriptions is runtime.subscriptions
