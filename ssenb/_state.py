@@ -1,56 +1,68 @@
-"""Process-wide registries that must outlive `importlib.reload(ssenb)`.
+"""The registries `serve()`, `watch()` and the recorders register into, by name.
 
-A notebook user who reloads the package must not orphan a server thread still holding a
-port, or a background subscription still consuming a stream. These dicts live in a module
-that nothing reloads, and even reloading this module keeps them (names already bound in the
-module's namespace are reused). Pure stdlib, no I/O, no locks (single dict operations are
-atomic under the GIL): the server and notebook layers register
-into it, `ssenb.status()` reads it.
+They are the runtime's typed registries (`ssenb._runtime.runtime`): this module only keeps
+the names the server and notebook layers call, so those layers need not know the runtime's
+shape. The registries outlive `importlib.reload(ssenb)` (and a reload of this module): they
+belong to the one `Runtime` object, created once per process.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from ._runtime import RecorderLike, ServerLike, SubscriptionLike, runtime
+
 __all__ = [
     "flags",
+    "recorders",
+    "register_recorder",
     "register_server",
     "register_subscription",
     "servers",
     "subscriptions",
+    "unregister_recorder",
     "unregister_server",
     "unregister_subscription",
 ]
 
-try:  # keep existing registries when this module itself is reloaded
-    servers  # type: ignore[has-type]  # noqa: B018
-except NameError:
-    #: running server handles by name (`serve(name=...)`); re-serving a name replaces it
-    servers: dict[str, Any] = {}
-    #: live notebook subscriptions by `id(obj)`, registered by the notebook layer
-    subscriptions: dict[int, Any] = {}
-    #: one-time process hooks (the atexit registration, the shared log buffer)
-    flags: dict[str, Any] = {}
+#: running server handles by name (`serve(name=...)`); re-serving a name replaces it
+servers: dict[str, ServerLike] = runtime.servers
+#: live subscriptions by `id(obj)`
+subscriptions: dict[int, SubscriptionLike] = runtime.subscriptions
+#: open recorders by `id(obj)`
+recorders: dict[int, RecorderLike] = runtime.recorders
+#: one-time process hooks (the atexit registration, the shared log buffer)
+flags: dict[str, Any] = runtime.flags
 
 
-def register_server(name: str, handle: Any) -> Any:
+def register_server(name: str, handle: ServerLike) -> ServerLike | None:
     """Record `handle` under `name`; returns the handle it replaced (or None)."""
     old = servers.get(name)
     servers[name] = handle
     return old
 
 
-def unregister_server(name: str, handle: Any) -> None:
+def unregister_server(name: str, handle: ServerLike) -> None:
     """Forget `name` if it still maps to `handle` (a newer server of that name stays)."""
     if servers.get(name) is handle:
         servers.pop(name, None)
 
 
-def register_subscription(sub: Any) -> None:
-    """Record a live subscription so `ssenb.status()` can list it."""
+def register_subscription(sub: SubscriptionLike) -> None:
+    """Record a live subscription so `ssenb.status()` lists it and `stop_all()` stops it."""
     subscriptions[id(sub)] = sub
 
 
-def unregister_subscription(sub: Any) -> None:
+def unregister_subscription(sub: SubscriptionLike) -> None:
     """Forget a subscription (idempotent)."""
     subscriptions.pop(id(sub), None)
+
+
+def register_recorder(rec: RecorderLike) -> None:
+    """Record an open recorder so `ssenb.status()` lists it and `stop_all()` closes it."""
+    recorders[id(rec)] = rec
+
+
+def unregister_recorder(rec: RecorderLike) -> None:
+    """Forget a recorder (idempotent; called by its `close()`)."""
+    recorders.pop(id(rec), None)

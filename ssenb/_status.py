@@ -1,15 +1,16 @@
 """`ssenb.status()`: what is running in this process, as text or as an HTML table.
 
-Reads only the registries in `ssenb._state` (servers registered by `serve()`, subscriptions
-registered by the notebook layer), so it works after `importlib.reload(ssenb)` too.
+Reads only the runtime's typed registries (servers registered by `serve()`, subscriptions by
+the notebook layer, recorders while they are open), so it works after `importlib.reload(ssenb)`
+too and imports nothing heavy.
 """
 
 from __future__ import annotations
 
 import html
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
-from . import _state
+from ._runtime import RecorderLike, ServerLike, SubscriptionLike, runtime
 
 __all__ = ["Status", "status"]
 
@@ -23,21 +24,23 @@ class Row(NamedTuple):
     state: str
 
 
-def _server_row(name: str, handle: Any) -> Row:
-    state = handle._state_text() if hasattr(handle, "_state_text") else repr(handle)
-    return Row("server", name, str(getattr(handle, "url", "")), state)
+def _server_row(name: str, handle: ServerLike) -> Row:
+    return Row("server", name, str(handle.url), str(handle.status))
 
 
-def _subscription_row(sub: Any) -> Row:
-    name = str(getattr(sub, "name", "") or type(sub).__name__)
-    state = getattr(sub, "status", "")
-    if callable(state):
-        state = state()
-    return Row("subscription", name, str(getattr(sub, "url", "")), str(state))
+def _subscription_row(sub: SubscriptionLike) -> Row:
+    return Row("subscription", str(sub.name or type(sub).__name__), str(sub.url), str(sub.status))
+
+
+def _recorder_row(rec: RecorderLike) -> Row:
+    n = rec.written
+    state = f"open, {n:,} event{'s' if n != 1 else ''} written to {rec.path}"
+    return Row("recorder", type(rec).__name__, str(rec.source or ""), state)
 
 
 class Status:
-    """A snapshot of running servers and live subscriptions (`.rows`, `.servers`)."""
+    """A snapshot of running servers, live subscriptions and open recorders (`.rows`,
+    `.servers`, `.subscriptions`, `.recorders`)."""
 
     def __init__(self, rows: list[Row]) -> None:
         self.rows = rows
@@ -52,12 +55,17 @@ class Status:
         """Rows for subscriptions only."""
         return [r for r in self.rows if r.kind == "subscription"]
 
+    @property
+    def recorders(self) -> list[Row]:
+        """Rows for open recorders only."""
+        return [r for r in self.rows if r.kind == "recorder"]
+
     def __len__(self) -> int:
         return len(self.rows)
 
     def __repr__(self) -> str:
         if not self.rows:
-            return "ssenb: no servers or subscriptions running"
+            return "ssenb: no servers, subscriptions or recorders running"
         head = Row("kind", "name", "url", "state")
         table = [head, *self.rows]
         widths = [max(len(r[i]) for r in table) for i in range(3)]
@@ -66,7 +74,7 @@ class Status:
 
     def _repr_html_(self) -> str:
         if not self.rows:
-            return "<p><b>ssenb</b>: no servers or subscriptions running</p>"
+            return "<p><b>ssenb</b>: no servers, subscriptions or recorders running</p>"
         cells = "".join(
             "<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in row) + "</tr>"
             for row in self.rows
@@ -78,7 +86,9 @@ class Status:
 
 
 def status() -> Status:
-    """Running servers (by name) and live subscriptions, with a readable repr."""
-    rows = [_server_row(n, h) for n, h in sorted(_state.servers.items())]
-    rows += [_subscription_row(s) for s in list(_state.subscriptions.values())]
+    """Running servers (by name), live subscriptions and open recorders, with a readable
+    repr (text, and an HTML table in a notebook)."""
+    rows = [_server_row(n, h) for n, h in sorted(runtime.servers.items())]
+    rows += [_subscription_row(s) for s in list(runtime.subscriptions.values())]
+    rows += [_recorder_row(r) for r in list(runtime.recorders.values())]
     return Status(rows)

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -15,6 +16,7 @@ from fastapi import FastAPI
 
 import ssenb
 from ssenb import Event
+from ssenb.recording import JSONLRecorder
 from ssenb.server import EventStreamResponse
 
 ENVELOPE = ["time", "event", "id", "retry", "data"]
@@ -135,6 +137,25 @@ def test_record_keeps_what_arrived_before_an_error(own: str, tmp_path: Path) -> 
     assert list(ssenb.read_jsonl(path)["id"]) == list(info.value.partial["id"]) == ["1", "2", "3"]
 
 
+@pytest.mark.parametrize(
+    ("name", "fmt"),
+    [("c.parquet", None), ("c-folder", "parquet"), ("c.jsonl", None)],
+    ids=["parquet-by-suffix", "parquet-by-format", "jsonl"],
+)
+def test_record_writes_either_format(demo: str, tmp_path: Path, name: str, fmt: Any) -> None:
+    df = ssenb.collect(demo + "/stream?n=3&interval=0", record=tmp_path / name, record_format=fmt)
+    back = ssenb.read_jsonl if name.endswith(".jsonl") else ssenb.read_dataset
+    assert back(tmp_path / name)["id"].tolist() == df["id"].tolist() == ["1", "2", "3"]
+
+
+def test_an_open_recorder_is_flushed_and_left_open(demo: str, tmp_path: Path) -> None:
+    with JSONLRecorder(tmp_path / "r.jsonl", flush_interval=60) as rec:
+        ssenb.collect(demo + "/stream?n=2&interval=0", record=rec)
+        assert len(ssenb.read_jsonl(tmp_path / "r.jsonl")) == 2  # flushed, not buffered
+        ssenb.collect(demo + "/stream?n=1&interval=0", record=rec)  # still open
+    assert ssenb.read_jsonl(tmp_path / "r.jsonl")["id"].tolist() == ["1", "2", "1"]
+
+
 def test_ctrl_c_returns_what_arrived_with_a_warning(own: str) -> None:
     threading.Timer(0.4, _thread.interrupt_main).start()
     with pytest.warns(RuntimeWarning, match="interrupted: returning the 3 events"):
@@ -186,5 +207,43 @@ def test_collect_and_record_in_a_real_kernel(tmp_path: Path) -> None:
         assert reply.status == "ok", reply.error
         assert reply.stdout.strip() == "3"
         assert "interrupted: returning the 3 events" in reply.stderr
+        k.ok("srv.stop(); demo.stop()")
+    assert len((tmp_path / "r.jsonl").read_text().splitlines()) == 4
+
+
+# The user's situation, not ssenb's: many notebooks patch asyncio for another library. The
+# module is named through importlib so the packaging check (no nest_asyncio in ssenb) stays
+# meaningful; ssenb itself never applies it.
+NEST_ASYNCIO = "import importlib\nimportlib.import_module('nest_asyncio').apply()\n"
+
+
+@pytest.mark.slow
+def test_collect_record_and_serve_work_after_the_user_applies_nest_asyncio(
+    tmp_path: Path,
+) -> None:
+    """With nest_asyncio in effect: serve, collect, record and a kernel interrupt still work,
+    and nothing is printed on stderr (no "Exception ignored ... RuntimeError" tracebacks
+    from httpcore/anyio finalizing connections on the wrong loop)."""
+    from _kernel import kernel
+
+    with kernel(tmp_path) as k:
+        k.ok(NEST_ASYNCIO + KERNEL_SETUP, timeout=120)
+        assert k.value("asyncio.run.__module__") == "nest_asyncio"  # the patch is in effect
+        cells = [
+            "print(len(ssenb.collect(demo.url + '/stream?n=3&interval=0')))",
+            "print(ssenb.record(demo.url + '/stream?n=4&interval=0', 'r.jsonl'))",
+            "print(len(ssenb.collect(demo.url + '/ticks?rate=0', n=2000)))",
+            "import gc; gc.collect(); print('collected')",
+        ]
+        replies = [k.ok(cell) for cell in cells]
+        assert [r.stdout.strip() for r in replies] == ["3", "4", "2000", "collected"]
+        assert [r.stderr for r in replies] == ["", "", "", ""]
+        timer = threading.Timer(1.5, k.km.interrupt_kernel)
+        timer.start()
+        reply = k.run("df = ssenb.collect(srv.url + '/silent')\nprint(len(df))", timeout=60)
+        timer.join()
+        assert reply.status == "ok", reply.error
+        assert reply.stdout.strip() == "3"
+        assert "Exception ignored" not in reply.stderr
         k.ok("srv.stop(); demo.stop()")
     assert len((tmp_path / "r.jsonl").read_text().splitlines()) == 4

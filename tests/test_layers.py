@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 PKG = Path(__file__).resolve().parents[1] / "ssenb"
-CORE = ["_models", "_parser", "_encoder", "_errors", "_version", "_state", "_dialects"]
+CORE = ["_models", "_parser", "_encoder", "_errors", "_version", "_dialects"]
+# the runtime: the loop-thread mechanism and its typed registries (`_state` names them)
+RUNTIME = ["_runtime", "_state"]
 
 # DESIGN's order: core < runtime < client, server (neither imports the other) < recording
 # < notebook (and the `ssenb.llm` namespace beside it) < top (magics, CLI, status, stop_all).
@@ -38,7 +40,7 @@ def _layer_of(module: str) -> str:
     head = parts[1]
     if head in ("client", "server", "recording", "notebook", "llm"):
         return head
-    if head == "_runtime":
+    if head in RUNTIME:
         return "runtime"
     if head in CORE or head == "__init__":
         return "core"

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from unittest.mock import patch
 
 import duckdb
 import orjson
@@ -27,6 +28,7 @@ from ssenb.recording import (
     DatasetRecorder,
     JSONLDecodeError,
     JSONLRecorder,
+    TextProgress,
     jsonl_to_dataset,
     read_dataset,
     read_jsonl,
@@ -219,7 +221,8 @@ def test_jsonl_to_dataset_converts_with_a_progress_bar(
     jsonl, _ = _record_both(tmp_path, 600)
     assert jsonl_to_dataset(jsonl, tmp_path / "out") == 600
     pd.testing.assert_frame_equal(read_dataset(tmp_path / "out"), read_jsonl(jsonl))
-    assert "100% |" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.rsplit("\r", 1)[-1].startswith("r.jsonl -> dataset: 100% |")  # final state last
     assert jsonl_to_dataset(jsonl, tmp_path / "quiet", progress=False) == 600
     assert capsys.readouterr().err == ""
 
@@ -307,19 +310,39 @@ def test_an_empty_folder_reads_as_an_empty_frame(tmp_path: Path) -> None:
     assert len(read_dataset(tmp_path, columns=["id"], filters=[("hour", "=", 3)])) == 0
 
 
-def test_the_text_progress_bar_redraws_at_most_ten_times_a_second(
+def test_the_text_progress_line_redraws_at_most_ten_times_a_second(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from ssenb.recording._dataset import _Progress
-
-    bar = _Progress(1_000_000, "x", enabled=True)
+    bar = TextProgress("x")
     start = time.monotonic()
+    done = 0
     while time.monotonic() - start < 0.5:
-        bar.update(1)
-    bar.close()
+        done += 1
+        bar(done, 10**12)
+    bar(10**12, 10**12)
+    bar(10**12, 10**12)  # a repeated final state is not drawn again
     err = capsys.readouterr().err
     assert 2 <= err.count("\r") <= 8  # ~5 redraws in 0.5 s, plus the final one
     assert err.endswith("\n")
+    assert err.rsplit("\r", 1)[-1].startswith("x: 100% |")  # the last state is the final count
+
+
+def test_jsonl_to_dataset_reports_progress_to_a_callback_ending_at_the_total(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The recording layer shows no widget: it calls back (done, total), and the last call
+    is (total, total), so whatever displays it ends on the final count."""
+    jsonl, _ = _record_both(tmp_path, 3000)
+    calls: list[tuple[int, int]] = []
+    with patch("ssenb.recording._dataset._CONVERT_BLOCK", 16 << 10):  # several blocks
+        rows = jsonl_to_dataset(jsonl, tmp_path / "out", progress=lambda *a: calls.append(a))
+    assert rows == 3000
+    size = jsonl.stat().st_size
+    assert len(calls) > 2
+    assert calls[-1] == (size, size)
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls)
+    assert {t for _, t in calls} == {size}
+    assert capsys.readouterr().err == ""  # a callback replaces the default text line
 
 
 _KILLED_CHILD = """

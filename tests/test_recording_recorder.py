@@ -236,6 +236,29 @@ def test_ctrl_c_returns_the_count_with_everything_on_disk(url: str, tmp_path: Pa
     assert [x["data"] for x in _lines(tmp_path / "r.jsonl")] == ["hello"]
 
 
+def test_ctrl_c_on_a_flowing_stream_warns_what_is_on_disk(url: str, tmp_path: Path) -> None:
+    """Events keep arriving while Ctrl-C is handled: the warning, the count returned and the
+    file agree (a run once warned "28 events recorded" with 30 on disk)."""
+    out = tmp_path / "r.jsonl"
+    threading.Timer(0.5, _thread.interrupt_main).start()
+    with pytest.warns(RuntimeWarning, match="interrupted") as warned:
+        count = record(url + "/paced?rate=400", out)
+    on_disk = len(_lines(out))
+    assert count == on_disk > 10
+    message = str(warned[0].message)
+    assert message.startswith(f"interrupted: {on_disk} events recorded, all on disk in {out}")
+
+
+def test_a_recorder_that_wrote_nothing_leaves_no_file(tmp_path: Path) -> None:
+    with JSONLRecorder(tmp_path / "empty.jsonl"):
+        pass
+    assert not (tmp_path / "empty.jsonl").exists()
+    (tmp_path / "kept.jsonl").write_bytes(b"")  # a file that was there before stays
+    with JSONLRecorder(tmp_path / "kept.jsonl"):
+        pass
+    assert (tmp_path / "kept.jsonl").exists()
+
+
 CHILD = """
 import sys
 from ssenb.recording import record

@@ -262,15 +262,19 @@ def test_status_escapes_names_in_html() -> None:
 def test_status_lists_registered_subscriptions() -> None:
     from ssenb import _state
 
-    class FakeSubscription:
+    class OtherSubscription:  # anything with the runtime's SubscriptionLike surface
+        name = ""  # empty: the type's name is shown
         url = "http://127.0.0.1:1/ticks"
         status = "running"
 
-    sub = FakeSubscription()
+        def stop(self) -> None:
+            pass
+
+    sub = OtherSubscription()
     _state.register_subscription(sub)
     try:
         rows = ssenb.status().subscriptions
-        assert ("FakeSubscription", sub.url, "running") in [(r.name, r.url, r.state) for r in rows]
+        assert ("OtherSubscription", sub.url, "running") in [(r.name, r.url, r.state) for r in rows]
     finally:
         _state.unregister_subscription(sub)
     assert sub.url not in [r.url for r in ssenb.status().subscriptions]

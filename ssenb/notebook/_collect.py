@@ -1,9 +1,10 @@
 """`collect(url)`: read a stream into a DataFrame, in a script or a running kernel.
 
-The reading runs in a worker thread with its own asyncio loop (`ssenb.recording._consume`), so
-a kernel's running loop is never re-entered and a silent server cannot outlast `timeout`.
-Nothing that arrived is lost: an error carries the frame so far as `.partial`, and Ctrl-C
-returns it with a warning.
+The reading runs on the runtime's shared loop thread (`ssenb.recording._consume`), so a
+kernel's running loop is never re-entered (nor `asyncio.run` called, with or without
+nest_asyncio) and a silent or unreachable server cannot outlast `timeout`. Nothing that
+arrived is lost: an error carries the frame so far as `.partial`, and Ctrl-C returns it with
+a warning.
 """
 
 from __future__ import annotations
@@ -11,13 +12,14 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import Unpack
 
 import pandas as pd
 
 from .._models import Event
-from ..recording._consume import consume
-from ..recording._recorder import JSONLRecorder
+from ..client._options import SourceOptions, check_source_options
+from ..recording._consume import Sink, consume
+from ..recording._open import Format, Recorder, open_recorder
 from ._batcher import DataFrameBatcher
 
 __all__ = ["collect"]
@@ -29,30 +31,40 @@ def collect(
     n: int | None = None,
     timeout: float | None = None,
     until: Callable[[Event], bool] | None = None,
-    record: str | os.PathLike[str] | None = None,
-    **source_kw: Any,
+    record: str | os.PathLike[str] | Recorder | None = None,
+    record_format: Format | None = None,
+    **source_kw: Unpack[SourceOptions],
 ) -> pd.DataFrame:
     """Read `url` and return its events as a DataFrame (one row per event).
 
     Stops after `n` events, after `timeout` seconds (even when the server sends nothing),
     after the first event for which `until(event)` is true (that event included), or at the
-    end of the stream (`[DONE]` included), whichever comes first. `source_kw` goes to
-    `ssenb.EventSource` (headers, params, reconnect, idle_timeout, ...). With `record=path`,
-    every event is also appended to that JSONL file as it arrives (flushed on every end).
+    end of the stream (`[DONE]` included), whichever comes first. A stream that never opened
+    before `timeout` raises `SSEConnectTimeout` (a `TimeoutError`, the last connection
+    failure as its cause). `source_kw` goes to `ssenb.EventSource` (headers, params,
+    reconnect, idle_timeout, ...); an unknown keyword is a TypeError here.
+
+    With `record=path`, every event is also written as it arrives (flushed on every end),
+    to a JSONL file or a Parquet dataset by `open_recorder`'s rule (`record_format`
+    "jsonl", "parquet" or None: Parquet for a path ending in `.parquet` or an existing
+    directory). An open recorder may be passed instead; it is flushed, not closed.
 
     Columns: `time` (UTC), `event`, `id`, `retry`, `data` (raw), then `data.<key>` parsed
     from JSON data. An error raises with `.partial` set to the DataFrame so far (on any
     exception that accepts attributes); Ctrl-C returns what arrived with a warning.
     """
+    check_source_options("collect", source_kw)
     batcher = DataFrameBatcher(batch_size=10_000, flush_interval=float("inf"))
-    recorder = JSONLRecorder(record, source=url) if record is not None else None
-    sink = batcher.add
+    recorder = None if record is None else open_recorder(record, format=record_format, source=url)
+    sink: Sink = batcher.add
     if recorder is not None:
-        write = recorder.write
+        add, write = batcher.add, recorder.write
 
-        def sink(event: Event, at: float) -> None:
-            batcher.add(event, at)
+        def both(event: Event, at: float) -> None:
+            add(event, at)
             write(event, at)
+
+        sink = both
 
     try:
         consume(url, sink, n=n, timeout=timeout, until=until, **source_kw)
@@ -72,5 +84,8 @@ def collect(
         raise
     finally:
         if recorder is not None:
-            recorder.close()
+            if recorder is record:
+                recorder.flush()
+            else:
+                recorder.close()
     return batcher.df

@@ -32,13 +32,12 @@ import threading
 import time
 from collections import deque
 from collections.abc import Generator
-from pathlib import Path
-from typing import Any, Literal, Unpack
+from typing import Any, Unpack
 
-from .. import _state, recording
+from .. import _state
 from .._models import Event
 from ..client import EventSource, SourceOptions, check_source_options
-from ..recording import DatasetRecorder, JSONLRecorder
+from ..recording import Format, Recorder, open_recorder
 from . import _cells, _display, _loop
 from ._batcher import DataFrameBatcher
 from ._display import Frame
@@ -51,23 +50,7 @@ TICK = 0.05  # seconds between renderer wake-ups (views and the frame throttle f
 TEXT_EVERY = 1.0  # seconds between plain-text status lines
 STOP_TIMEOUT = 5.0
 _log = logging.getLogger("ssenb")
-RecordFormat = Literal["jsonl", "parquet"]
-
-
-def _open_recorder(
-    path: str | os.PathLike[str], fmt: RecordFormat | None, source: str
-) -> JSONLRecorder | DatasetRecorder:
-    """The recorder for `path` from the recording layer's `open_recorder` (JSONL or Parquet);
-    until that lands here, the same choice as `record()`: "parquet" or a folder, else JSONL."""
-    opener = getattr(recording, "open_recorder", None)
-    if opener is not None:
-        opened: JSONLRecorder | DatasetRecorder = opener(path, format=fmt, source=source)
-        return opened
-    if fmt not in (None, "jsonl", "parquet"):
-        raise ValueError(f"record_format must be 'jsonl' or 'parquet', not {fmt!r}")
-    if fmt == "parquet" or (fmt is None and Path(path).is_dir()):
-        return DatasetRecorder(path, source=source)
-    return JSONLRecorder(path, source=source)
+RecordFormat = Format
 
 
 class Subscription:
@@ -85,7 +68,7 @@ class Subscription:
         url: str,
         *,
         view: str | View = "auto",
-        record: str | os.PathLike[str] | None = None,
+        record: str | os.PathLike[str] | Recorder | None = None,
         record_format: RecordFormat | None = None,
         batch_size: int = 1000,
         flush_interval: float = 0.5,
@@ -109,7 +92,10 @@ class Subscription:
         self._stopping = False
         self._done = threading.Event()
         self._text = display is None and not _display.in_kernel()
-        self._recorder = None if record is None else _open_recorder(record, record_format, self.url)
+        self._recorder: Recorder | None = None
+        self._owns_recorder = record is not None and not isinstance(record, Recorder)
+        if record is not None:
+            self._recorder = open_recorder(record, format=record_format, source=self.url)
         self.record_path = None if self._recorder is None else self._recorder.path
         self._frame: Frame | None = None
         if display is not False and not self._text:
@@ -287,8 +273,8 @@ class Subscription:
         try:
             try:
                 self._batcher.flush()
-                if self._recorder is not None:
-                    self._recorder.close()
+                if self._recorder is not None:  # a recorder passed in is the caller's to close
+                    (self._recorder.close if self._owns_recorder else self._recorder.flush)()
             except Exception as exc:  # a full disk must still end the subscription cleanly
                 status, error = "error", error or exc
             self.error = error
@@ -329,7 +315,7 @@ def watch(
     url: str,
     *,
     view: str | View = "auto",
-    record: str | os.PathLike[str] | None = None,
+    record: str | os.PathLike[str] | Recorder | None = None,
     record_format: RecordFormat | None = None,
     batch_size: int = 1000,
     flush_interval: float = 0.5,
@@ -344,9 +330,10 @@ def watch(
             a registered name ("log", "table", "tokens", "progress", "rate", or your own),
             or a `ssenb.View` instance (e.g. a `LogView(newest_first=True)`).
         record: a path to record every event to (JSONL appended and flushed at least every
-            0.2 s, or a Parquet dataset folder; flushed on stop, error or interrupt).
-        record_format: "jsonl" or "parquet"; None picks by `record` (an existing folder is
-            a Parquet dataset, anything else JSONL).
+            0.2 s, or a Parquet dataset folder; flushed on stop, error or interrupt), or an open
+            `Recorder` (flushed at the end, left open: it is yours to close).
+        record_format: "jsonl" or "parquet"; None picks as `ssenb.recording.open_recorder`
+            does (a `.parquet` path or an existing folder is a Parquet dataset, else JSONL).
         batch_size, flush_interval, max_rows: the DataFrame batcher's flush size, flush
             period, and cap on rows kept (newest).
         display: None shows the view (widgets in a kernel, a text line elsewhere); False

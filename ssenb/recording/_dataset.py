@@ -24,9 +24,10 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, TextIO
 
 import numpy as np
 import pandas as pd
@@ -35,11 +36,12 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from .. import _state
 from .._models import Event
 from ._flatten import ENVELOPE, epoch_to_timestamp, flatten_data, to_frame
 from ._loader import _batches, _complete_end
 
-__all__ = ["DatasetRecorder", "jsonl_to_dataset", "read_dataset"]
+__all__ = ["DatasetRecorder", "Progress", "TextProgress", "jsonl_to_dataset", "read_dataset"]
 
 Partition = Literal["hour", "size"]
 #: the columns of every part file
@@ -72,6 +74,7 @@ class _PartWriter:
         self.max_rows, self.max_bytes, self.max_age = max_rows, max_bytes, max_age
         self.files: list[Path] = []  # committed
         self.rows = 0  # committed rows
+        self.created = not root.exists()  # a folder of ours: removed if it stays empty
         self._key: int | None = None
         self._writer: pq.ParquetWriter | None = None
         self._tmp = self._final = Path()
@@ -170,6 +173,7 @@ class DatasetRecorder:
         self._closed = threading.Event()
         self._timer = threading.Thread(target=self._tick, name="ssenb-dataset", daemon=True)
         self._timer.start()
+        _state.register_recorder(self)
 
     def _tick(self) -> None:
         while not self._closed.wait(self.flush_interval):
@@ -220,14 +224,21 @@ class DatasetRecorder:
         return list(self._parts.files)
 
     def close(self) -> None:
-        """Flush, commit the open file and stop the timer thread (idempotent)."""
+        """Flush, commit the open file and stop the timer thread (idempotent). A folder this
+        recorder created and wrote nothing to is removed."""
         self._closing = True
+        _state.unregister_recorder(self)
         self._closed.set()
         if self._timer is not threading.current_thread():
             self._timer.join()
         self.flush()
         with self._lock:
             self._parts.commit()
+            if self._parts.created and not self._parts.files:
+                try:
+                    self.path.rmdir()  # only when empty
+                except OSError:
+                    pass
 
     def __enter__(self) -> DatasetRecorder:
         return self
@@ -294,53 +305,37 @@ def read_dataset(
     return frame
 
 
-class _Progress:
-    """Bytes done out of a total: an `ipywidgets.IntProgress` in a kernel, a text bar on
-    stderr otherwise; redrawn at most 10 times a second (a cheap update costs nothing)."""
+#: a progress callback: called with (bytes done, bytes total) as a conversion goes
+Progress = Callable[[int, int], None]
 
-    def __init__(self, total: int, label: str, enabled: bool) -> None:
-        self.total, self.label, self.done = max(total, 1), label, 0
-        self._last = 0.0
-        self._start = time.monotonic()
-        self._widget: Any = None
-        if not enabled:
-            self.update = lambda n: None  # type: ignore[method-assign]
-            self.close = lambda: None  # type: ignore[method-assign]
-            return
-        ipy = sys.modules.get("IPython")
-        if ipy is not None and hasattr(ipy.get_ipython(), "kernel"):  # in a Jupyter kernel
-            import ipywidgets
-            from IPython.display import display
 
-            self._widget = ipywidgets.IntProgress(value=0, min=0, max=self.total, description=label)
-            display(self._widget)
+class TextProgress:
+    """The default progress report: one plain text line on stderr, redrawn in place at most
+    10 times a second, and always once at the end, so its last state (what a saved notebook
+    keeps) is the final count: `r.jsonl -> dataset: 100% |###...| 12.3 / 12.3 MB`."""
 
-    def update(self, n: int) -> None:
-        self.done += n
+    def __init__(self, label: str, stream: TextIO | None = None) -> None:
+        self.label = label
+        self.stream = stream
+        self._start = self._last = time.monotonic()
+        self._finished = False
+
+    def __call__(self, done: int, total: int) -> None:
         now = time.monotonic()
-        if now - self._last >= 0.1:
-            self._last = now
-            self._draw(now)
-
-    def _draw(self, now: float) -> None:
-        if self._widget is not None:
-            self._widget.value = min(self.done, self.total)
+        final = done >= total
+        if self._finished or (not final and now - self._last < 0.1):
             return
-        frac = min(self.done / self.total, 1.0)
-        rate = self.done / max(now - self._start, 1e-9) / 1e6
+        self._finished = final
+        self._last = now
+        frac = min(done / total, 1.0) if total else 1.0
+        rate = done / max(now - self._start, 1e-9) / 1e6
         bar = "#" * int(frac * 30)
-        sys.stderr.write(
+        stream = self.stream if self.stream is not None else sys.stderr
+        stream.write(
             f"\r{self.label}: {frac:4.0%} |{bar:<30}| "
-            f"{self.done / 1e6:.1f}/{self.total / 1e6:.1f} MB {rate:.1f} MB/s"
+            f"{done / 1e6:,.1f} / {total / 1e6:,.1f} MB, {rate:,.1f} MB/s" + ("\n" if final else "")
         )
-        sys.stderr.flush()
-
-    def close(self) -> None:
-        self._draw(time.monotonic())
-        if self._widget is not None:
-            self._widget.bar_style = "success"
-        else:
-            sys.stderr.write("\n")
+        stream.flush()
 
 
 def jsonl_to_dataset(
@@ -350,19 +345,34 @@ def jsonl_to_dataset(
     partition: Partition = "hour",
     max_rows: int | None = 1_000_000,
     max_bytes: int | None = 128 << 20,
-    progress: bool = True,
+    progress: Progress | bool | None = True,
 ) -> int:
-    """Convert a JSONL recording into a dataset folder in bounded memory (8 MiB blocks);
-    returns the rows written. Shows a progress bar (a widget in a kernel) unless
-    `progress=False`. A torn last line is skipped with a warning; a bad line raises
+    """Convert a JSONL recording into a dataset folder in bounded memory (1 MiB blocks);
+    returns the rows written. A torn last line is skipped with a warning; a bad line raises
     `JSONLDecodeError` naming it.
+
+    `progress` is called with (bytes done, bytes total) after each block and once with
+    (total, total) at the end. The default (`True`) prints a plain text progress line on
+    stderr (`TextProgress`) whose last state is the final count; `False` or None is quiet.
     """
     src = Path(src)
     end = _complete_end(src)
     parts = _PartWriter(Path(dst), partition, max_rows, max_bytes, None)
-    bar = _Progress(end, f"{src.name} -> dataset", progress)
+    report: Progress | None = None
+    if progress is True:
+        report = TextProgress(f"{src.name} -> dataset")
+    elif callable(progress):
+        report = progress
+    done = 0
+
+    def on_read(n: int) -> None:
+        nonlocal done
+        done += n
+        if report is not None and done < end:
+            report(done, end)
+
     try:
-        for raw in _batches(src, end, _CONVERT_BLOCK, bar.update):
+        for raw in _batches(src, end, _CONVERT_BLOCK, on_read):
             seconds = raw.column("time").combine_chunks()
             rest = [
                 pc.fill_null(raw.column("event"), "message"),
@@ -374,5 +384,6 @@ def jsonl_to_dataset(
             parts.write(seconds, [c.combine_chunks() for c in rest])
     finally:
         parts.commit()
-        bar.close()
+    if report is not None:
+        report(end, end)
     return parts.rows

@@ -310,4 +310,5 @@ def _mapper(type_: pa.DataType) -> Any:
 def to_frame(table: pa.Table) -> pd.DataFrame:
     """A DataFrame with `time` as pandas `datetime64[us, UTC]` and every other column an
     `ArrowDtype` (no copies, and an int column with nulls stays int)."""
-    return table.to_pandas(types_mapper=_mapper)
+    frame: pd.DataFrame = table.to_pandas(types_mapper=_mapper)  # pyarrow has no stubs
+    return frame

@@ -1,4 +1,4 @@
-"""Crash-safe JSONL recording: `JSONLRecorder` and the blocking `record()`.
+"""Crash-safe JSONL recording: `JSONLRecorder` (one of the two `Recorder`s).
 
 Why it is shaped like this:
 
@@ -12,7 +12,11 @@ Why it is shaped like this:
    on disk is whole (no Python-level file buffer; only whole lines are ever written).
 3. The file is opened in append mode and never truncated. If an earlier run was killed mid
    line, a newline is added first so that torn line stays alone on its own line (the loader
-   reports it by number) instead of gluing onto our first record.
+   reports it by number) instead of gluing onto our first record. A file this recorder
+   created and never wrote a line to is removed on `close()`: a stream that brought nothing
+   leaves no empty file behind.
+4. An open recorder is in the runtime's registry: `ssenb.status()` lists it and
+   `ssenb.stop_all()` closes (flushes) it.
 """
 
 from __future__ import annotations
@@ -20,20 +24,15 @@ from __future__ import annotations
 import os
 import threading
 import time
-import warnings
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
+from .. import _state
 from .._models import Event
-from ._consume import consume
 
-if TYPE_CHECKING:  # pragma: no cover
-    from ._dataset import DatasetRecorder
-
-__all__ = ["JSONLRecorder", "record"]
+__all__ = ["JSONLRecorder"]
 
 _MAX_BUFFER = 64 << 10
 
@@ -64,10 +63,12 @@ class JSONLRecorder:
         self._closing = False
         self._lock = threading.Lock()  # held by flushes only, never by write()
         self._closed = threading.Event()
+        self._created = not self.path.exists()
         self._file = open(self.path, "ab", buffering=0)  # noqa: SIM115 (closed by close())
         self._repair_tail()
         self._timer = threading.Thread(target=self._tick, name="ssenb-recorder", daemon=True)
         self._timer.start()
+        _state.register_recorder(self)
 
     def _repair_tail(self) -> None:
         size = self._file.seek(0, os.SEEK_END)
@@ -130,8 +131,10 @@ class JSONLRecorder:
                 self._flushed += data.count(b"\n")
 
     def close(self) -> None:
-        """Flush, stop the timer thread and close the file (idempotent)."""
+        """Flush, stop the timer thread and close the file (idempotent). A file this
+        recorder created and wrote nothing to is removed."""
         self._closing = True
+        _state.unregister_recorder(self)
         self._closed.set()
         if self._timer is not threading.current_thread():
             self._timer.join()
@@ -147,6 +150,8 @@ class JSONLRecorder:
                     self._flushed += data.count(b"\n")
             finally:
                 self._file.close()
+                if self._created and not self._flushed:
+                    self.path.unlink(missing_ok=True)
 
     def __enter__(self) -> JSONLRecorder:
         return self
@@ -165,45 +170,3 @@ class JSONLRecorder:
 
 _now = time.time
 _NEWLINE = orjson.OPT_APPEND_NEWLINE
-
-
-def record(
-    url: str,
-    path: str | os.PathLike[str],
-    *,
-    n: int | None = None,
-    timeout: float | None = None,
-    format: Literal["jsonl", "parquet"] | None = None,
-    **source_kw: Any,
-) -> int:
-    """Record `url` to the JSONL file `path` (appending) until `n` events, `timeout` seconds
-    or the end of the stream; blocks and returns the number of events written.
-
-    With `format="parquet"`, or when `path` is an existing directory, it records into a
-    partitioned Parquet dataset there instead (`DatasetRecorder`; read it with
-    `ssenb.read_dataset`). JSONL stays the default for any other path.
-
-    Every event received is on disk when this returns or raises: the recorder is flushed on
-    the end, on an error (re-raised) and on Ctrl-C (which returns the count with a warning).
-    `source_kw` goes to `ssenb.EventSource`. `ssenb.watch(url, record=path)` is the
-    background form.
-    """
-    if format not in (None, "jsonl", "parquet"):
-        raise ValueError(f"format must be 'jsonl' or 'parquet', not {format!r}")
-    recorder: JSONLRecorder | DatasetRecorder
-    if format == "parquet" or (format is None and Path(path).is_dir()):
-        from ._dataset import DatasetRecorder
-
-        recorder = DatasetRecorder(path, source=url)
-    else:
-        recorder = JSONLRecorder(path, source=url)
-    with recorder:
-        try:
-            consume(url, recorder.write, n=n, timeout=timeout, **source_kw)
-        except KeyboardInterrupt:
-            warnings.warn(
-                f"interrupted: {recorder.written} events recorded to {path}",
-                RuntimeWarning,
-                stacklevel=2,
-            )
-    return recorder.written

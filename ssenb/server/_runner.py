@@ -1,29 +1,30 @@
-"""`serve()`: uvicorn in a daemon thread with its own event loop, safe to re-run in a cell.
+"""`serve()`: uvicorn on a loop thread of its own, safe to re-run in a cell.
 
 The recipe (research/jupyter.md section 1): the socket is bound here, in the caller's thread,
 with SO_REUSEADDR, so a busy port fails at once with the OS error and port 0 is known before
-the thread starts; the thread runs `uvicorn.Server.serve(sockets=[sock])` on a fresh loop;
-`serve()` waits for `started` while checking that the thread is alive, so an app that fails
-at startup raises its real cause in the cell instead of timing out. `stop()` first ends every
-open event stream cooperatively (they finish in one loop turn), then asks uvicorn to exit,
-and forces it after a second. Servers are kept by name in `ssenb._state`, so re-running a
-cell replaces the old server (same port when it is free) instead of leaking it, and an
-`atexit` hook stops them all. Every request passes `_security.Guard` first (Host check,
-optional CORS, optional token with a browser login cookie). uvicorn's log lines go to an
-in-memory buffer (`handle.logs()`), never to stderr, where they would land in whichever
-cell happens to be running.
+the thread starts; `uvicorn.Server.serve(sockets=[sock])` runs on a runtime `LoopThread`
+named `ssenb-server-<name>` (its own, so a busy server never delays the consumers on the
+shared loop); `serve()` waits for `started` while checking that serving has not ended, so an
+app that fails at startup raises its real cause in the cell instead of timing out. `stop()`
+first ends every open event stream cooperatively (they finish in one loop turn), then asks
+uvicorn to exit, and forces it after a second. Servers are kept by name in the runtime's
+registry (`ssenb._state`), so re-running a cell replaces the old server (same port when it
+is free) instead of leaking it, and an `atexit` hook stops them all. Every request passes
+`_security.Guard` first (Host check, optional CORS, optional token with a browser login
+cookie). uvicorn's log lines go to an in-memory buffer (`handle.logs()`), never to stderr,
+where they would land in whichever cell happens to be running.
 """
 
 from __future__ import annotations
 
 import asyncio
 import atexit
+import concurrent.futures
 import html
 import ipaddress
 import logging
 import secrets
 import socket
-import threading
 import time
 import urllib.parse
 import warnings
@@ -34,6 +35,7 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from .. import _state
+from .._runtime import LoopThread
 from ._guards import CatchLifespan
 from ._logs import LogBuffer, install_log_buffer
 from ._response import open_streams, stop_streams
@@ -113,35 +115,30 @@ class ServerHandle:
         )
         self._server = uvicorn.Server(config)
         self._sock = sock
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._stopped = False
-        self._thread = threading.Thread(target=self._run, name=f"ssenb-server-{name}", daemon=True)
+        self._thread = LoopThread(f"ssenb-server-{name}")
+        self._serving: concurrent.futures.Future[None] | None = None
 
-    def _run(self) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
+    @property
+    def _loop(self) -> asyncio.AbstractEventLoop | None:
+        """The server's loop while it serves (tests run probes on it)."""
+        return self._thread.loop
+
+    async def _serve(self) -> None:
         try:
-            loop.run_until_complete(self._server.serve(sockets=[self._sock]))
-        except BaseException as exc:  # startup failure is SystemExit(3): keep it for the cell
+            await self._server.serve(sockets=[self._sock])
+        except (Exception, SystemExit) as exc:  # startup failure is SystemExit(3): keep it
             self.error = exc
         finally:
-            try:
-                pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
-                for task in pending:
-                    task.cancel()
-                if pending:
-                    loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-                loop.run_until_complete(loop.shutdown_asyncgens())
-            finally:
-                loop.close()
-                self._sock.close()
+            self._sock.close()
 
     def _start(self) -> None:
-        self._thread.start()
+        serving = self._serving = self._thread.submit(self._serve())
         deadline = time.monotonic() + _START_TIMEOUT
         while not self._server.started:
-            if not self._thread.is_alive():
+            if serving.done():
                 self._stopped = True
+                self._thread.stop()
                 raise self._startup_error()
             if time.monotonic() > deadline:
                 self.stop()
@@ -189,7 +186,13 @@ class ServerHandle:
     @property
     def running(self) -> bool:
         """True while the server thread is alive and serving."""
-        return self._thread.is_alive() and self._server.started and not self._stopped
+        serving = self._serving
+        return (
+            serving is not None
+            and not serving.done()
+            and self._server.started
+            and not self._stopped
+        )
 
     @property
     def streams(self) -> int:
@@ -211,22 +214,30 @@ class ServerHandle:
         return [handler.format(r) for r in self.logs_records()[-n:]]
 
     def stop(self) -> None:
-        """End open streams, stop uvicorn, join the thread (about 0.3 s; forced after 1 s)."""
+        """End open streams, stop uvicorn and its loop thread (about 0.3 s; forced after 1 s)."""
         self._stopped = True
         _state.unregister_server(self.name, self)
-        loop, thread = self._loop, self._thread
-        if not thread.is_alive():
+        loop, serving = self._loop, self._serving
+        if loop is None or serving is None:
+            self._thread.stop()
             return
-        if loop is not None:
+        if not serving.done():
             try:
                 loop.call_soon_threadsafe(stop_streams, loop)
             except RuntimeError:  # the loop already closed
                 pass
-        self._server.should_exit = True
-        thread.join(1.0)
-        if thread.is_alive():
-            self._server.force_exit = True
-            thread.join(2.0)
+            self._server.should_exit = True
+            try:
+                serving.result(1.0)
+            except concurrent.futures.TimeoutError:
+                self._server.force_exit = True
+                try:
+                    serving.result(2.0)
+                except concurrent.futures.TimeoutError:
+                    pass
+            except Exception:  # kept in self.error by _serve
+                pass
+        self._thread.stop(2.0)
 
     def __enter__(self) -> ServerHandle:
         return self
@@ -238,6 +249,11 @@ class ServerHandle:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+    @property
+    def status(self) -> str:
+        """What `ssenb.status()` shows: "running, N open streams", "stopped" or "died: ..."."""
+        return self._state_text()
 
     def _state_text(self) -> str:
         if self.running:
