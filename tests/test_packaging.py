@@ -92,7 +92,7 @@ def test_typed_marker_ships() -> None:
 
 
 SOURCES = sorted([*(ROOT / "ssenb").rglob("*.py"), *(ROOT / "tests").glob("*.py"),
-                  *(ROOT / "bench").glob("*.py")])  # fmt: skip
+                  *(ROOT / "bench").glob("*.py"), *(ROOT / "ssenb_docs").glob("*.py")])  # fmt: skip
 
 
 @pytest.mark.parametrize("path", SOURCES, ids=[str(p.relative_to(ROOT)) for p in SOURCES])
@@ -110,7 +110,10 @@ def test_ruff_clean() -> None:
     if not Path(ruff).exists():
         pytest.fail("ruff is part of the test extra and must be installed")
     proc = subprocess.run(
-        [ruff, "check", "ssenb", "tests", "bench"], cwd=ROOT, capture_output=True, text=True
+        [ruff, "check", "ssenb", "tests", "bench", "ssenb_docs"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
