@@ -103,6 +103,15 @@ def test_every_tutorial_is_a_page_with_the_outputs_of_its_run(site: Path) -> Non
     assert all(p.stat().st_size > 5_000 for p in images)  # the plot, drawn
 
 
+def test_getting_started_shows_the_readme_quick_start(site: Path) -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    commands = re.findall(r"```bash\n(.+?)\n```", section, flags=re.S)
+    text = "".join(_parse(site / "getting-started.html").text)  # highlighted: many spans
+    assert len(commands) == 2
+    assert all(c in text for c in commands)  # one source: README, included at build time
+
+
 def test_api_page_has_an_entry_for_every_public_name(site: Path) -> None:
     api = _parse(site / "api.html")
     missing = [n for n in ssenb.__all__ if f"ssenb.{n}" not in api.ids]

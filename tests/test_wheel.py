@@ -95,7 +95,8 @@ def test_wheel_installed_in_a_fresh_venv_works(dist: Path, tmp_path: Path) -> No
     site = _run(str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])",
                 env=env).stdout.strip()  # fmt: skip
     # its dependencies: this venv's packages, after the fresh venv's own (the wheel wins)
-    Path(site, "zz_test_venv_packages.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    ours = dict.fromkeys(sysconfig.get_paths()[k] for k in ("purelib", "platlib"))
+    Path(site, "zz_test_venv_packages.pth").write_text("".join(f"{p}\n" for p in ours))
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     smoke = _run(str(python), str(ROOT / "tests" / "_wheel_smoke.py"), str(ROOT / "tests"),
