@@ -38,11 +38,12 @@ def is_fresh(source: Path, executed: Path) -> bool:
     return bool(nb.metadata.get(HASH_KEY) == source_hash(source))
 
 
-def execute(source: Path, target: Path, *, allow_errors: bool = False) -> float:
+def execute(source: Path, target: Path, *, allow_errors: bool = False) -> tuple[float, bool]:
     """Run `source` top to bottom in a fresh python3 kernel; write it with outputs to `target`.
 
-    Returns the seconds it took. Raises nbclient's CellExecutionError on a failing cell,
-    unless `allow_errors` (drafts: the page then shows the traceback).
+    Returns the seconds it took and whether a cell raised. Raises nbclient's
+    CellExecutionError on a failing cell, unless `allow_errors` (the page then shows the
+    traceback).
     """
     nb = nbformat.read(source, as_version=4)  # type: ignore[no-untyped-call]
     start = time.monotonic()
@@ -63,7 +64,7 @@ def execute(source: Path, target: Path, *, allow_errors: bool = False) -> float:
     tmp = target.with_suffix(".tmp")
     nbformat.write(nb, tmp)  # type: ignore[no-untyped-call]
     tmp.replace(target)  # a half-written copy never looks fresh
-    return time.monotonic() - start
+    return time.monotonic() - start, failed
 
 
 def execute_all(
@@ -81,13 +82,20 @@ def execute_all(
         if reuse and is_fresh(source, target):
             print(f"ssenb_docs: {source.name}: unchanged, reused", file=sys.stderr)
             continue
-        try:
-            seconds = execute(source, target, allow_errors=allow_errors)
-        except CellExecutionError as exc:
-            # Some tutorials assert timings (tests/test_notebooks.py is their judge); on a busy
-            # machine one run can miss. Run it once more from scratch; a second failure fails
-            # the build with the cell and its traceback.
-            first = str(exc).strip().splitlines()[-1:]
-            print(f"ssenb_docs: {source.name}: failed ({first}), running it again", file=sys.stderr)
-            seconds = execute(source, target)
-        print(f"ssenb_docs: {source.name}: executed in {seconds:.1f} s", file=sys.stderr)
+        # Some tutorials assert timings (tests/test_notebooks.py is their judge); on a busy
+        # machine one run can miss. A failed notebook runs once more from scratch; a second
+        # failure fails the build with the cell and its traceback (or, with `allow_errors`,
+        # leaves the traceback on the page).
+        for attempt in (1, 2):
+            try:
+                seconds, failed = execute(source, target, allow_errors=allow_errors)
+                why = "a cell raised"
+            except CellExecutionError as exc:
+                if attempt == 2:
+                    raise
+                failed, why = True, str(exc).strip().splitlines()[-1]
+            if not failed or attempt == 2:
+                break
+            print(f"ssenb_docs: {source.name}: {why}; running it again", file=sys.stderr)
+        state = "FAILED (its page shows the error)" if failed else "executed"
+        print(f"ssenb_docs: {source.name}: {state} in {seconds:.1f} s", file=sys.stderr)

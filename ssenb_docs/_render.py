@@ -49,8 +49,11 @@ def _pre(text: str, kind: str) -> str:
     text = _ANSI.sub("", text).rstrip("\n")
     lines = text.split("\n")
     if len(lines) > MAX_TEXT_LINES:
-        cut = len(lines) - MAX_TEXT_LINES
-        text = "\n".join([*lines[:MAX_TEXT_LINES], f"... ({cut} more lines)"])
+        cut = f"... ({len(lines) - MAX_TEXT_LINES} more lines)"
+        if kind == "error":  # a traceback's end says what went wrong
+            text = "\n".join([cut, *lines[-MAX_TEXT_LINES:]])
+        else:
+            text = "\n".join([*lines[:MAX_TEXT_LINES], cut])
     return f'<div class="nb-output nb-{kind}"><pre>{html.escape(text)}</pre></div>'
 
 
