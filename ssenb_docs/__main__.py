@@ -38,7 +38,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = str(ROOT / "mkdocs.yml")
     command = [sys.executable, "-m", "mkdocs", "build", "--strict", "--config-file", config,
                "--site-dir", str(args.site_dir)]  # fmt: skip
-    return subprocess.run(command, cwd=ROOT, env=env, check=False).returncode
+    code = subprocess.run(command, cwd=ROOT, env=env, check=False).returncode
+    if code == 0:
+        index = (args.site_dir / "index.html").resolve()
+        print(f"ssenb_docs: site built; open {index} (works offline)", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # `mkdocs build` from a console script: make the tree importable
-    sys.path.insert(0, str(ROOT))
+# `mkdocs build` from its console script: make this tree importable (MkDocs puts sys.path back
+# after loading hooks, so `_this_tree_first()` does it again before `ssenb` is imported)
+sys.path.insert(0, str(ROOT))
 
 import nbformat  # noqa: E402
 from mkdocs.exceptions import PluginError  # noqa: E402
@@ -37,6 +38,16 @@ DEPLOY_LINK = (
     "The full recipe, an nginx configuration that is tested end to end, is in "
     "[Deploy behind nginx](../deploy.md)."
 )
+
+
+def _this_tree_first() -> None:
+    """Document this tree's `ssenb` (the one mkdocstrings reads), not another install's."""
+    if not sys.path or sys.path[0] != str(ROOT):
+        sys.path.insert(0, str(ROOT))
+    import ssenb
+
+    if Path(ssenb.__file__).resolve().parent != ROOT / "ssenb":
+        raise PluginError(f"ssenb was imported from {ssenb.__file__}, not from {ROOT}")
 
 
 def _executed_dir() -> Path:
@@ -114,6 +125,7 @@ def _benchmark_files(config: Any) -> list[File]:
 
 
 def on_files(files: Files, config: Any) -> Files:
+    _this_tree_first()
     generated = [
         *_tutorial_files(config),
         *_benchmark_files(config),
