@@ -12,6 +12,7 @@ shows the traceback) instead of failing every test of this file at setup.
 
 from __future__ import annotations
 
+import html
 import re
 import subprocess
 import sys
@@ -96,14 +97,15 @@ def _parse(path: Path) -> _Page:
 def test_tutorial_ran_without_an_error(site: Path, path: Path) -> None:
     page = (site / "tutorials" / f"{path.stem}.html").read_text(encoding="utf-8")
     errors = re.findall(r'<div class="nb-output nb-error"><pre>(.*?)</pre>', page, flags=re.S)
-    assert not errors, f"{path.name} raised while the site was built:\n{errors[0][-3000:]}"
+    shown = html.unescape(errors[0][-3000:]) if errors else ""
+    assert not errors, f"{path.name} raised while the site was built:\n{shown}"
 
 
 def test_every_tutorial_is_a_page_with_the_outputs_of_its_run(site: Path) -> None:
     for nb in NOTEBOOKS:
-        html = (site / "tutorials" / f"{nb.stem}.html").read_text(encoding="utf-8")
-        assert html.count('class="nb-output') >= 3, f"{nb.stem}: outputs missing"
-        assert "widget-view+json" not in html, f"{nb.stem}: a widget the page cannot show"
+        page = (site / "tutorials" / f"{nb.stem}.html").read_text(encoding="utf-8")
+        assert page.count('class="nb-output') >= 3, f"{nb.stem}: outputs missing"
+        assert "widget-view+json" not in page, f"{nb.stem}: a widget the page cannot show"
         assert (site / "tutorials" / nb.name).exists(), f"{nb.stem}: no notebook to download"
     quick = _parse(site / "tutorials" / "00_quickstart.html")
     text = " ".join(quick.text)
