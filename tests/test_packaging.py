@@ -3,13 +3,18 @@ the code stays small and lint-clean, and nothing applies nest_asyncio."""
 
 from __future__ import annotations
 
+import os
 import re
+import secrets
 import shutil
+import socket
 import subprocess
 import sys
+import time
 import tomllib
 from pathlib import Path
 
+import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,7 +35,7 @@ def _pyproject_requirements() -> set[str]:
 
 
 # conda-forge names that differ from PyPI's for the same package
-CONDA_NAMES = {"redis-py": "redis"}
+CONDA_NAMES = {"redis-py": "redis", "python-build": "build"}
 
 
 def _environment_requirements() -> set[str]:
@@ -41,7 +46,7 @@ def _environment_requirements() -> set[str]:
         if (
             m
             and m.group(1) not in ("pip", "-e", ".")
-            and not m.group(1).startswith(("python", "-e"))
+            and not re.match(r"python([<>=!~]|$)|-e", m.group(1))  # the interpreter, not a package
         ):
             req = _norm(m.group(1))
             name = req.split(">")[0].split("=")[0].split("<")[0]
@@ -70,7 +75,7 @@ def test_readme_quick_start_has_exactly_two_commands_lab_and_tests() -> None:
     assert len(commands) == 2
     lab, tests = commands
     assert all("\n" not in c and "python3 -m venv .venv" in c for c in commands)
-    assert lab.endswith("jupyter lab notebooks/")
+    assert lab.endswith(".venv/bin/jupyter lab --allow-root notebooks/")  # root and non-root
     assert "pytest" in tests
 
 
@@ -87,7 +92,7 @@ def test_typed_marker_ships() -> None:
 
 
 SOURCES = sorted([*(ROOT / "ssenb").rglob("*.py"), *(ROOT / "tests").glob("*.py"),
-                  *(ROOT / "bench").glob("*.py")])  # fmt: skip
+                  *(ROOT / "bench").glob("*.py"), *(ROOT / "ssenb_docs").glob("*.py")])  # fmt: skip
 
 
 @pytest.mark.parametrize("path", SOURCES, ids=[str(p.relative_to(ROOT)) for p in SOURCES])
@@ -105,6 +110,63 @@ def test_ruff_clean() -> None:
     if not Path(ruff).exists():
         pytest.fail("ruff is part of the test extra and must be installed")
     proc = subprocess.run(
-        [ruff, "check", "ssenb", "tests", "bench"], cwd=ROOT, capture_output=True, text=True
+        [ruff, "check", "ssenb", "tests", "bench", "ssenb_docs"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_readme_lab_command_starts_as_root_and_answers_on_loopback(tmp_path: Path) -> None:
+    """The first quick-start command's `jupyter lab ...` part, run as we are (root in CI and in
+    containers), starts a server that answers on 127.0.0.1; it is then stopped."""
+    lab = _quick_start_commands()[0].split("&&")[-1].split()
+    assert lab[0] == ".venv/bin/jupyter"
+    jupyter = Path(sys.executable).with_name("jupyter")  # this venv's, as .venv/bin's would be
+    port, token = _free_port(), secrets.token_hex(16)
+    command = [str(jupyter), *lab[1:], "--no-browser", f"--port={port}", "--port-retries=0",
+               f"--IdentityProvider.token={token}"]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JUPYTER")}
+    env |= {"JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
+            "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime")}  # fmt: skip
+    log = tmp_path / "lab.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            status = None
+            deadline = time.monotonic() + 60
+            while status is None and proc.poll() is None and time.monotonic() < deadline:
+                try:
+                    status = httpx.get(
+                        f"http://127.0.0.1:{port}/api/status",
+                        headers={"Authorization": f"token {token}"},
+                        timeout=2,
+                    )
+                except httpx.TransportError:
+                    time.sleep(0.25)
+            text = log.read_text(errors="replace")
+            assert status is not None, f"no answer on port {port} (exit {proc.poll()}):\n{text}"
+            assert status.status_code == 200, status.text
+            assert "started" in status.json(), status.text
+            lab_page = httpx.get(f"http://127.0.0.1:{port}/lab?token={token}", timeout=10)
+            assert lab_page.status_code == 200
+            assert "JupyterLab" in lab_page.text
+            assert "Running as root is not recommended" not in text
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+    if os.geteuid() == 0:  # the case this guards: root used to stop before serving anything
+        assert "allow-root" in " ".join(lab)
