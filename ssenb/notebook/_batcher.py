@@ -323,4 +323,6 @@ def _rebuild(kinds: list[Any], data: list[Any], ids: list[Any], retries: list[An
     """Events from columns, built in C (`tuple.__new__`, as the parser does)."""
     rows = zip(kinds, data, ids, retries, strict=True)
     return list(map(_new, repeat(Event, len(kinds)), rows))
+
+
 _mono = time.monotonic
