@@ -169,7 +169,11 @@ class DataFrameBatcher:
             return None
         self._columnize_locked(self._pending)
         kinds, data, ids, retries = self._columns
-        columns = envelope_batch(self._times, kinds, ids, retries, data)
+        if kinds.count(kinds[0]) == len(kinds):  # one event type (the usual): no conversion
+            columns = envelope_batch(self._times, (), ids, retries, data)
+            columns[1] = pa.repeat(pa.scalar(kinds[0], pa.string()), len(kinds))
+        else:
+            columns = envelope_batch(self._times, kinds, ids, retries, data)
         self._clear_pending()
         batch = pa.RecordBatch.from_arrays(columns, names=list(_ENVELOPE_NAMES))
         parsed = self.on_batch is not None  # a live view needs the data columns now
