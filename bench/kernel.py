@@ -5,10 +5,11 @@ In one run, in one kernel (the notebook case: server thread, ssenb loop thread a
 kernel's main thread share one GIL):
   * idle: the round trip of a trivial cell (`execute_request` sent -> reply and idle);
   * `EventSource` alone: a cell reads `/ticks?rate=0&n=N` in a loop (the reference rate);
-  * `watch()`: `/ticks?rate=0&n=N` with its view (widgets, as in JupyterLab) and DataFrame;
-    while it ingests, trivial cells are sent one after another and their round trips kept.
-    Its rate is events / (arrival of the last event - the call to `watch`); the final `.df`
-    is then built and checked (N rows).
+  * `watch()` alone: `/ticks?rate=0&n=N` with its view (widgets, as in JupyterLab) and
+    DataFrame; its rate is events / (arrival of the last event - the call to `watch`), and
+    the final `.df` is then built and checked (N rows);
+  * `watch()` again while trivial cells are sent one after another, their round trips kept
+    (the default `yield_every`, then `yield_every=None`: what the knob buys).
 Targets (issue 27): watch >= 500 k ev/s; round trip p99 <= 60 ms while it ingests.
 
     python bench/kernel.py [--quick] [--json out.json] [--n N] [--pause S]
@@ -53,7 +54,7 @@ WATCH = """
 sub = ssenb.watch(srv.url + "/ticks?rate=0&n={n}"{kw})
 """
 RESULT = """
-sub.wait(60)
+sub.wait(300)
 _v = sub.view
 _rows = len(sub.df)
 print(json.dumps({"status": sub.status, "events": _v.count, "rows": _rows,
@@ -132,49 +133,58 @@ def round_trips(driver: Driver, count: int) -> list[float]:
 
 
 def under_watch(
-    driver: Driver, n: int, kw: str, limit: float
+    driver: Driver, n: int, kw: str, probe: bool, limit: float = 300
 ) -> tuple[dict[str, Any], list[float]]:
-    """Start a watch of n events, send trivial cells while it runs, then read its figures."""
+    """Watch n events; with `probe`, send trivial cells one after another while it runs."""
     driver.run(WATCH.format(n=n, kw=kw))
     trips: list[float] = []
     deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
+    while probe and time.monotonic() < deadline:
         took, out = driver.run("print(sub.running)")
         if out.strip() != "True":
             break
         trips.append(took * 1000)
-    return driver.value(RESULT), trips
+    figures = driver.value(RESULT)
+    assert figures["status"] == "done", figures
+    assert figures["rows"] == n, figures
+    return figures, trips
+
+
+def _rate(figures: dict[str, Any]) -> float:
+    return float(figures["events"] / figures["seconds"])
 
 
 def measure(n: int, idle: int, kw: str, reps: int) -> dict[str, Any]:
+    """Everything in one kernel, one after another: idle cells, EventSource alone, watch
+    alone, watch with cells probing it (the knob's default), the same with yield_every=None."""
     with tempfile.TemporaryDirectory() as tmp, kernel(Path(tmp)) as driver:
         driver.run(SETUP)
         driver.run("_read(20_000)")  # warm up: imports, first connection
+        under_watch(driver, 20_000, kw, probe=False)  # and the first watch (widgets, comms)
         idle_trips = round_trips(driver, idle)
         source = [driver.value(SOURCE.format(n=n)) for _ in range(reps)]
         for s in source:
             assert s["events"] == n, s
         source_rate = statistics.median(s["events"] / s["seconds"] for s in source)
-        watches = []
-        trips: list[float] = []
-        for _ in range(reps):
-            figures, got = under_watch(driver, n, kw, limit=120)
-            assert figures["status"] == "done", figures
-            assert figures["rows"] == n, figures
-            watches.append(figures)
-            trips += got
-        watch_rate = statistics.median(w["events"] / w["seconds"] for w in watches)
+        alone = [under_watch(driver, n, kw, probe=False)[0] for _ in range(reps)]
+        watch_rate = statistics.median(map(_rate, alone))
+        probed, trips = under_watch(driver, n, kw, probe=True)
+        free, free_trips = under_watch(driver, n, kw + ", yield_every=None", probe=True)
     return {
         "events": n,
-        "view": watches[0]["kind"],
+        "view": alone[0]["kind"],
         "events_per_s_source": source_rate,
         "events_per_s_watch": watch_rate,
         "watch_vs_source": watch_rate / source_rate,
         "idle_p50_ms": statistics.median(idle_trips),
         "idle_p99_ms": percentile(idle_trips, 0.99),
+        "events_per_s_watch_probed": _rate(probed),
         "busy_p50_ms": statistics.median(trips) if trips else None,
         "busy_p99_ms": percentile(trips, 0.99) if trips else None,
         "busy_cells": len(trips),
+        "events_per_s_no_yield_probed": _rate(free),
+        "no_yield_p50_ms": statistics.median(free_trips) if free_trips else None,
+        "no_yield_p99_ms": percentile(free_trips, 0.99) if free_trips else None,
     }
 
 
@@ -190,20 +200,29 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     print(f"kernel ingest benchmark{' (quick)' if args.quick else ''}: /ticks?rate=0&n={n:,}")
     fig = measure(n, 30 if args.quick else 100, args.kw, reps)
-    print(f"  EventSource alone in a cell   {fig['events_per_s_source']:>12,.0f} ev/s")
+    print(f"  EventSource alone in a cell            {fig['events_per_s_source']:>10,.0f} ev/s")
     print(
-        f"  watch() (view {fig['view']}, DataFrame) {fig['events_per_s_watch']:>10,.0f} ev/s"
+        f"  watch() alone (view {fig['view']}, DataFrame)  {fig['events_per_s_watch']:>10,.0f} ev/s"
         f"  ({fig['watch_vs_source']:.2f}x EventSource)"
     )
     print(
-        f"  trivial cell idle             p50 {fig['idle_p50_ms']:6.1f} ms  "
-        f"p99 {fig['idle_p99_ms']:6.1f} ms"
+        f"  trivial cell, idle kernel              p50 {fig['idle_p50_ms']:6.1f} ms"
+        f"  p99 {fig['idle_p99_ms']:6.1f} ms"
     )
-    if fig["busy_p50_ms"] is not None:
-        print(
-            f"  trivial cell during watch     p50 {fig['busy_p50_ms']:6.1f} ms  "
-            f"p99 {fig['busy_p99_ms']:6.1f} ms  ({fig['busy_cells']} cells)"
-        )
+    for label, rate, p50, p99 in (
+        ("watch + cells (default)", "events_per_s_watch_probed", "busy_p50_ms", "busy_p99_ms"),
+        (
+            "watch + cells, yield_every=None",
+            "events_per_s_no_yield_probed",
+            "no_yield_p50_ms",
+            "no_yield_p99_ms",
+        ),
+    ):
+        if fig[p50] is not None:
+            print(
+                f"  {label:<32} {fig[rate]:>10,.0f} ev/s  cell p50 {fig[p50]:6.1f} ms"
+                f"  p99 {fig[p99]:6.1f} ms"
+            )
     ok_rate = fig["events_per_s_watch"] >= 500_000
     ok_p99 = fig["busy_p99_ms"] is not None and fig["busy_p99_ms"] <= 60
     print(
