@@ -55,7 +55,7 @@ def test_kernel_ingests_fast_and_answers_cells(tmp_path: Path) -> None:
     assert fig["events_per_s_watch"] >= 100_000, fig
     assert fig["busy_cells"] >= 5, fig  # cells really ran while the watch ingested
     assert fig["busy_p99_ms"] <= 300, fig
-    assert "trivial cell during watch" in proc.stdout
+    assert "watch + cells (default)" in proc.stdout
 
 
 # -- the knob --------------------------------------------------------------------------------
