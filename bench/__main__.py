@@ -75,7 +75,7 @@ def run(name: str, quick: bool, out: Path) -> dict[str, Any] | None:
     print(f"== {name}: {time.monotonic() - started:.0f} s, exit {proc.returncode}", flush=True)
     if proc.returncode != 0 or not out.exists():
         return None
-    figures = json.loads(out.read_text())
+    figures: dict[str, Any] = json.loads(out.read_text())
     if name == "fanout":  # rows per subscriber count -> the figures at the largest count
         top = max(figures["rows"], key=lambda r: r["subscribers"])
         figures["most_subscribers"] = top["subscribers"]
@@ -94,7 +94,8 @@ def verdicts(figures: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     for script, key, what, cmp, target in TARGETS:
         value = figures.get(script, {}).get(key)
         met = None if value is None else bool(cmp(value, target))
-        sign = {operator.ge: ">=", operator.le: "<=", operator.lt: "<"}[cmp]
+        signs: dict[Any, str] = {operator.ge: ">=", operator.le: "<=", operator.lt: "<"}
+        sign = signs[cmp]
         shown = f"{target:.3g}" if target < 1 else f"{target:g}"
         rows.append({"what": what, "value": value, "target": f"{sign} {shown}", "met": met})
     return rows
