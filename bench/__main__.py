@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ("parser", "e2e", "fanout", "hub_redis", "data", "dataset", "widgets")
+SCRIPTS = ("parser", "e2e", "fanout", "hub_redis", "data", "dataset", "widgets", "kernel")
 
 # (script, figure key, what, comparison, target)
 TARGETS: list[tuple[str, str, str, Callable[[float, float], bool], float]] = [
@@ -57,6 +57,8 @@ TARGETS: list[tuple[str, str, str, Callable[[float, float], bool], float]] = [
     ("data", "speed_batching", "batcher vs list of dicts", operator.ge, 2),
     ("data", "memory_batching", "batcher peak memory vs list of dicts", operator.le, 0.5),
     ("widgets", "worst_messages_per_s", "widget messages/s per view (worst)", operator.le, 20),
+    ("kernel", "events_per_s_watch", "watch() ingest in a kernel, ev/s", operator.ge, 500_000),
+    ("kernel", "busy_p99_ms", "trivial cell p99 during that ingest (ms)", operator.le, 60),
 ]
 
 
@@ -73,7 +75,7 @@ def run(name: str, quick: bool, out: Path) -> dict[str, Any] | None:
     print(f"== {name}: {time.monotonic() - started:.0f} s, exit {proc.returncode}", flush=True)
     if proc.returncode != 0 or not out.exists():
         return None
-    figures = json.loads(out.read_text())
+    figures: dict[str, Any] = json.loads(out.read_text())
     if name == "fanout":  # rows per subscriber count -> the figures at the largest count
         top = max(figures["rows"], key=lambda r: r["subscribers"])
         figures["most_subscribers"] = top["subscribers"]
@@ -92,7 +94,8 @@ def verdicts(figures: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     for script, key, what, cmp, target in TARGETS:
         value = figures.get(script, {}).get(key)
         met = None if value is None else bool(cmp(value, target))
-        sign = {operator.ge: ">=", operator.le: "<=", operator.lt: "<"}[cmp]
+        signs: dict[Any, str] = {operator.ge: ">=", operator.le: "<=", operator.lt: "<"}
+        sign = signs[cmp]
         shown = f"{target:.3g}" if target < 1 else f"{target:g}"
         rows.append({"what": what, "value": value, "target": f"{sign} {shown}", "met": met})
     return rows

@@ -183,3 +183,68 @@ def test_no_warning_for_ordinary_streams() -> None:
         warnings.simplefilter("error")
         b.extend(_tick(i) for i in range(10))
         assert len(b.df) == 10
+
+
+# -- the batch path: one read's events at a time (watch's ingest loop) ----------------------
+
+_MIXED = [
+    Event(data='{"a": 1}', id="1"),
+    Event(event="tick", data='{"a": 2}', id="2", retry=300),
+    Event(data="text", id=""),
+]
+_UNIFORM = [Event(data=f'{{"a": {i}}}', id=str(i)) for i in range(5)]
+
+
+@pytest.mark.parametrize(
+    ("reads", "batch_size"),
+    [
+        ([_UNIFORM], 2),  # one event type: the fast event column
+        ([_MIXED], 2),
+        ([_UNIFORM, _MIXED, _UNIFORM], 4),
+        ([_MIXED[:1], [], _MIXED[1:]], 1000),  # an empty read adds nothing
+    ],
+    ids=["uniform", "mixed", "uniform-mixed-uniform", "with-empty-read"],
+)
+def test_add_batch_gives_the_frame_and_events_of_adding_one_by_one(
+    reads: list[list[Event]], batch_size: int
+) -> None:
+    one, many = DataFrameBatcher(batch_size=batch_size), DataFrameBatcher(batch_size=batch_size)
+    for read in reads:
+        for ev in read:
+            one.add(ev, time=1700000000.0)
+        many.add_batch(read, time=1700000000.0)
+    pd.testing.assert_frame_equal(many.df, one.df)
+    assert many.events() == one.events() == [ev for read in reads for ev in read]
+
+
+def test_add_and_add_batch_interleave_in_order() -> None:
+    b = DataFrameBatcher(batch_size=1000)
+    b.add(_tick(1))
+    b.add_batch([_tick(2), _tick(3)])
+    b.add(_tick(4))
+    assert [ev.id for ev in b.events()] == ["1", "2", "3", "4"]  # pending, before any flush
+    assert list(b.df["id"]) == ["1", "2", "3", "4"]
+
+
+@pytest.mark.parametrize(
+    ("read", "batch_size", "flushed"),
+    [(3, 5, 0), (5, 5, 5), (7, 5, 7)],
+    ids=["below", "exactly", "above: one flush of all"],
+)
+def test_add_batch_flushes_everything_pending_at_batch_size(
+    read: int, batch_size: int, flushed: int
+) -> None:
+    seen: list[pd.DataFrame] = []
+    b = DataFrameBatcher(batch_size=batch_size, flush_interval=60, on_batch=seen.append)
+    b.add_batch([_tick(i) for i in range(read)])
+    assert sum(map(len, seen)) == flushed
+    assert len(b) == read
+
+
+@pytest.mark.parametrize("max_rows", [0, 2, 10], ids=["none", "newest-2", "all"])
+def test_events_keep_the_newest_max_rows(max_rows: int) -> None:
+    b = DataFrameBatcher(batch_size=3, max_rows=max_rows)
+    b.add_batch([_tick(i) for i in range(7)])
+    b.add(_tick(7))
+    want = [str(i) for i in range(8)][len(range(8)) - min(max_rows, 8) :]
+    assert [ev.id for ev in b.events()] == want

@@ -201,6 +201,7 @@ async def async_batches(
                             if events:
                                 delivered += len(events)
                                 yield events
+                                events = []  # not kept alive through the next read (GC)
                             if finished or closer.closed:
                                 return
                             if fatal is not None:

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from itertools import repeat
 from typing import Any
 
 import pandas as pd
@@ -90,7 +91,19 @@ class DataFrameBatcher:
 
     def _clear_pending(self) -> None:
         self._times: list[float] = []
-        self._pending: list[Event] = []  # Events are tuples: transposed at flush, in C
+        # pending rows: columns (event, data, id, retry) first, then the Events from `add`
+        # (tuples: transposed into the columns in C at the next batch or flush)
+        self._columns: tuple[list[str], list[str], list[str], list[int | None]] = ([], [], [], [])
+        self._pending: list[Event] = []
+
+    def _columnize_locked(self, events: Sequence[Event]) -> None:
+        if events:
+            kinds, data, ids, retries = zip(*events, strict=True)
+            columns = self._columns
+            columns[0].extend(kinds)
+            columns[1].extend(data)
+            columns[2].extend(ids)
+            columns[3].extend(retries)
 
     def add(self, event: Event, time: float | None = None) -> None:
         """Add one event received at `time` (UTC epoch seconds; now by default)."""
@@ -100,6 +113,27 @@ class DataFrameBatcher:
                 self._first = _mono()
             times.append(_now() if time is None else time)
             self._pending.append(event)
+            due = len(times) >= self.batch_size or _mono() - self._first >= self.flush_interval
+            batch = self._flush_locked() if due else None
+        if batch is not None:
+            self._notify(batch)
+
+    def add_batch(self, events: Sequence[Event], time: float | None = None) -> None:
+        """Add the events of one read, all received at `time` (now by default): the batch
+        path of a consumer loop, with no Python work per event. Once `batch_size` rows (or
+        `flush_interval`) are pending they are flushed together, so one flush may hold more
+        than `batch_size` rows (use `extend` for flushes of exactly `batch_size`)."""
+        if not events:
+            return
+        with self._lock:
+            times = self._times
+            if not times:
+                self._first = _mono()
+            times.extend(repeat(_now() if time is None else time, len(events)))
+            if self._pending:
+                self._columnize_locked(self._pending)
+                self._pending = []
+            self._columnize_locked(events)  # no Event outlives the read that made it
             due = len(times) >= self.batch_size or _mono() - self._first >= self.flush_interval
             batch = self._flush_locked() if due else None
         if batch is not None:
@@ -133,8 +167,13 @@ class DataFrameBatcher:
     def _flush_locked(self) -> pa.RecordBatch | None:
         if not self._times:
             return None
-        kinds, data, ids, retries = zip(*self._pending, strict=True)
-        columns = envelope_batch(self._times, kinds, ids, retries, data)
+        self._columnize_locked(self._pending)
+        kinds, data, ids, retries = self._columns
+        if kinds.count(kinds[0]) == len(kinds):  # one event type (the usual): no conversion
+            columns = envelope_batch(self._times, (), ids, retries, data)
+            columns[1] = pa.repeat(pa.scalar(kinds[0], pa.string()), len(kinds))
+        else:
+            columns = envelope_batch(self._times, kinds, ids, retries, data)
         self._clear_pending()
         batch = pa.RecordBatch.from_arrays(columns, names=list(_ENVELOPE_NAMES))
         parsed = self.on_batch is not None  # a live view needs the data columns now
@@ -250,6 +289,22 @@ class DataFrameBatcher:
                 self._frame = to_frame(pa.Table.from_batches(batches, schema=schema))
             return self._frame
 
+    def events(self) -> list[Event]:
+        """Every row kept (flushed and pending, the newest `max_rows`), as `Event`s rebuilt
+        from the columns. The batcher keeps no Event objects past a flush: millions of them
+        alive would make each full garbage collection of the process pause for 100s of ms."""
+        with self._lock:
+            batches = list(self._batches)
+            pending = _rebuild(*(list(c) for c in self._columns)) + self._pending
+        out: list[Event] = []
+        for batch in batches:  # envelope columns: time, event, id, retry, data
+            kinds, ids, retries, data = (batch.column(i).to_pylist() for i in (1, 2, 3, 4))
+            out += _rebuild(kinds, data, ids, retries)
+        out += pending
+        if self.max_rows is not None and len(out) > self.max_rows:
+            del out[: len(out) - self.max_rows]
+        return out
+
     @property
     def rows(self) -> int:
         """Rows `.df` would have now (kept rows plus pending, capped by `max_rows`)."""
@@ -265,4 +320,13 @@ class DataFrameBatcher:
 
 
 _now = time.time
+_new = tuple.__new__
+
+
+def _rebuild(kinds: list[Any], data: list[Any], ids: list[Any], retries: list[Any]) -> list[Event]:
+    """Events from columns, built in C (`tuple.__new__`, as the parser does)."""
+    rows = zip(kinds, data, ids, retries, strict=True)
+    return list(map(_new, repeat(Event, len(kinds)), rows))
+
+
 _mono = time.monotonic
