@@ -4,17 +4,24 @@ All three read the same in-memory stream through `httpx.Response.iter_*` in 64 K
 the byte source costs the same for each. Workloads: LLM-token events (27 B, one `data:` line,
 no id) and 1 KB events with `id:`, `event:` and `data:` lines. Each parser must count exactly the
 events in the stream. Prints the median of several runs and ratios measured in the same run.
+`--baseline DIR` adds the EventParser of another checkout (e.g. a `git worktree` of an older
+commit) as one more row, interleaved with the others, so a parser change is judged in one run.
 
-    python bench/parser.py [--quick] [--json out.json]
+    python bench/parser.py [--quick] [--json out.json] [--baseline DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import json
 import statistics
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import httpx
 from httpx_sse import EventSource as HxEventSource
@@ -42,12 +49,33 @@ def _response(blob: bytes) -> httpx.Response:
     return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=iter(chunks))
 
 
-def run_ssenb(blob: bytes) -> int:
-    parser = EventParser()
-    n = 0
-    for chunk in _response(blob).iter_bytes():
-        n += len(parser.feed(chunk))
-    return n
+def _run_with(parser_class: Any) -> Callable[[bytes], int]:
+    def run(blob: bytes) -> int:
+        parser = parser_class()
+        n = 0
+        for chunk in _response(blob).iter_bytes():
+            n += len(parser.feed(chunk))
+        return n
+
+    return run
+
+
+run_ssenb = _run_with(EventParser)
+
+
+def load_baseline(root: str) -> Any:
+    """EventParser from the ssenb package under `root`, imported as `ssenb_baseline` (the
+    core uses relative imports only, so both versions live side by side in one process)."""
+    init = Path(root, "ssenb", "__init__.py")
+    spec = importlib.util.spec_from_file_location(
+        "ssenb_baseline", init, submodule_search_locations=[str(init.parent)]
+    )
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"no ssenb package under {root}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["ssenb_baseline"] = module
+    spec.loader.exec_module(module)
+    return importlib.import_module("ssenb_baseline._parser").EventParser
 
 
 def run_httpx_sse(blob: bytes) -> int:
@@ -92,7 +120,10 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small streams, one run (smoke test)")
     ap.add_argument("--json", help="write the figures to this file")
+    ap.add_argument("--baseline", help="another ssenb checkout whose parser runs alongside")
     args = ap.parse_args(argv)
+    if args.baseline:
+        PARSERS["ssenb @ baseline"] = _run_with(load_baseline(args.baseline))
     n_small, n_kb, repeats = (20_000, 2_000, 1) if args.quick else (500_000, 50_000, 5)
     workloads = {
         "tokens 27 B": (token_stream(n_small), n_small),
@@ -110,6 +141,10 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     ratio = small["ssenb"] / small["httpx-sse 0.4.3"]
     verdict = "MET" if ratio >= 3.5 else "MISSED"
     print(f"target: ssenb >= 3.5x httpx-sse on small events -> {ratio:.2f}x {verdict}")
+    if args.baseline:
+        for workload, rates in results.items():
+            change = rates["ssenb"] / rates["ssenb @ baseline"]
+            print(f"{workload:<16} ssenb / baseline = {change:.3f}")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"parser": results, "ratio_small_vs_httpx_sse": ratio}, fh, indent=2)

@@ -22,6 +22,16 @@ def _data_lines(data: str) -> str:
     return "data: " + data + "\n"
 
 
+def _shown(value: object, limit: int = 60) -> str:
+    """`value`'s repr for an error message, cut to about `limit` characters: a hostile or
+    huge field must not turn one message into megabytes."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    size = f"{len(value)} characters" if isinstance(value, str) else f"{len(text)} in repr"
+    return f"{text[:limit]}... ({size})"
+
+
 def _utf8(text: str) -> bytes:
     try:  # zero-cost in CPython 3.11+ unless it raises
         return text.encode()
@@ -47,15 +57,15 @@ def encode(event: Event) -> bytes:
     head = ""
     if etype and etype != "message":
         if "\n" in etype or "\r" in etype:
-            raise SSEEncodeError(f"newline in event type {etype!r}")
+            raise SSEEncodeError(f"newline in event type {_shown(etype)}")
         head = "event: " + etype + "\n"
     if eid:
         if "\n" in eid or "\r" in eid or "\0" in eid:
-            raise SSEEncodeError(f"newline or NUL in id {eid!r}")
+            raise SSEEncodeError(f"newline or NUL in id {_shown(eid)}")
         head += "id: " + eid + "\n"
     if retry is not None:
         if type(retry) is not int or retry < 0:
-            raise SSEEncodeError(f"retry must be a non-negative int, not {retry!r}")
+            raise SSEEncodeError(f"retry must be a non-negative int, not {_shown(retry)}")
         head += "retry: " + str(retry) + "\n"
     return _utf8(head + _data_lines(data) + "\n")
 

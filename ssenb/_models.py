@@ -20,7 +20,8 @@ class Event(NamedTuple):
         event: the event type; "message" when the stream named none.
         data: the data lines joined with LF, exactly as received (no trailing LF).
         id: the stream's last event id at dispatch (it persists across events, as in browsers).
-        retry: this block's own `retry:` value in milliseconds, or None.
+        retry: this block's own `retry:` value in milliseconds, or None (the parser clamps
+            absurd values to `EventParser.MAX_RETRY_MS`).
     """
 
     event: str = "message"

@@ -19,6 +19,15 @@ Why it is shaped like this:
 5. A chunk without any line end only lengthens the unterminated line: it is kept as a piece
    in a list and joined once when the line ends, so a long line costs linear time (re-joining
    the line on every chunk made a 16 MB line take seconds).
+6. Every complete line acts when it arrives, as the standard says, on every path: `retry:`
+   sets `retry` at once, even in a block never dispatched; `id:` and `event:` only fill the
+   block's buffers. The bulk paths keep the text after the last blank line raw for the next
+   feed, so they apply its complete `retry:` lines before returning.
+7. Hostile values stay bounded: a `retry` of any length is clamped to `MAX_RETRY_MS` without
+   building a huge int (Python refuses int() of more than 4,300 digits; RetryPolicy's
+   `max_server_retry`, 60 s by default, caps the wait far lower), and an id longer than
+   `max_id_bytes` is ignored like an id containing NUL, so it is never sent back as a
+   `Last-Event-ID` header that breaks the 8 KiB header-line limit of common servers.
 """
 
 from __future__ import annotations
@@ -32,6 +41,27 @@ from ._models import Event
 __all__ = ["EventParser"]
 
 _new = tuple.__new__
+
+MAX_RETRY_MS = 2**31 - 1  # ~24.8 days (browser timers' limit); larger `retry` is clamped
+DEFAULT_MAX_ID_BYTES = 4096  # far above real ids, below common 8 KiB header-line limits
+_RETRY_DIGITS = len(str(MAX_RETRY_MS))
+
+
+def _retry_ms(value: str) -> int | None:
+    """The standard's `retry` rule (ASCII digits only, else ignored), clamped to
+    MAX_RETRY_MS. Leading zeros are dropped first so that int() only ever sees a few digits."""
+    if not (value.isascii() and value.isdigit()):
+        return None
+    digits = value.lstrip("0")
+    if len(digits) > _RETRY_DIGITS:
+        return MAX_RETRY_MS
+    return min(int(digits or "0"), MAX_RETRY_MS)
+
+
+def _id_fits(value: str, limit: int | None) -> bool:
+    """Whether an id of `value` is within `limit` UTF-8 bytes (None: no limit). A text of at
+    most limit // 4 characters always fits, so only long ids are encoded to count bytes."""
+    return limit is None or len(value) <= limit >> 2 or len(value.encode()) <= limit
 
 
 def _bulk_data_only(buf: str, last_id: str) -> tuple[list[Event], str] | None:
@@ -54,7 +84,7 @@ def _bulk_data_only(buf: str, last_id: str) -> tuple[list[Event], str] | None:
 _PREFIXES = ("data: ", "id: ", "event: ")
 
 
-def _bulk_uniform(buf: str, last_id: str) -> tuple[list[Event], str] | None:
+def _bulk_uniform(buf: str, last_id: str, id_limit: int | None) -> tuple[list[Event], str] | None:
     """All complete blocks in `buf` have the first block's shape, e.g. `id: `, `data: ` (one
     line each, in the same order, no comments): cut each field into a column with C-level
     join/split instead of interpreting line by line. None when any block differs."""
@@ -80,11 +110,14 @@ def _bulk_uniform(buf: str, last_id: str) -> tuple[list[Event], str] | None:
         values = joined[len(prefix) :].split("\n" + prefix)
         if len(values) != len(cells) or not joined.startswith(prefix):
             return None
+        if prefix == "id: " and "\0" in joined:
+            return None  # an id with NUL is ignored: the line-by-line path does that
         columns[prefix] = values
     n = len(columns["data: "])
     ids = columns.get("id: ")
-    if ids is not None and any("\0" in i for i in ids):
-        return None
+    long_ids = ids is not None and id_limit is not None and max(map(len, ids)) > id_limit >> 2
+    if long_ids and not all(_id_fits(i, id_limit) for i in ids or ()):
+        return None  # the line-by-line path ignores the long ids one by one
     etypes = columns.get("event: ")
     if etypes is not None and "" in etypes:
         return None
@@ -108,10 +141,20 @@ class EventParser:
         last_event_id: the id to start from (a resumed connection's Last-Event-ID).
         max_event_bytes: bound on one event's size (decoded characters of its lines, field
             names included); None means unbounded.
+        max_id_bytes: (keyword only) the longest id kept, in UTF-8 bytes; a longer `id:`
+            line is ignored, as the standard ignores an id containing NUL, so the previous
+            id stays and a 10 MB id is never echoed back as a `Last-Event-ID` header. None
+            means unbounded. `DEFAULT_MAX_ID_BYTES` (4 KiB) by default.
 
-    `last_event_id` is the standard's "last event ID string": it changes only at a blank line,
-    so an id inside a block that never completed is not reported as received.
+    `last_event_id` is the standard's "last event ID string": it takes the id buffer's value
+    (set by each `id:` line) only when a blank line dispatches the block, so an id inside a
+    block that never completed is not reported as received. `retry` is the reconnection time
+    in ms, set by each valid `retry:` line as soon as it is complete (also in a block never
+    dispatched; `close()` keeps it), clamped to `MAX_RETRY_MS`.
     """
+
+    MAX_RETRY_MS = MAX_RETRY_MS
+    DEFAULT_MAX_ID_BYTES = DEFAULT_MAX_ID_BYTES
 
     __slots__ = (
         "_cr",
@@ -129,12 +172,22 @@ class EventParser:
         "_started",
         "last_event_id",
         "max_event_bytes",
+        "max_id_bytes",
         "retry",
     )
 
-    def __init__(self, last_event_id: str = "", max_event_bytes: int | None = None) -> None:
+    def __init__(
+        self,
+        last_event_id: str = "",
+        max_event_bytes: int | None = None,
+        *,
+        max_id_bytes: int | None = DEFAULT_MAX_ID_BYTES,
+    ) -> None:
+        if max_id_bytes is not None and max_id_bytes < 0:
+            raise ValueError(f"max_id_bytes must be >= 0 or None, got {max_id_bytes}")
         self.last_event_id = last_event_id
         self.max_event_bytes = max_event_bytes
+        self.max_id_bytes = max_id_bytes
         self.retry: int | None = None
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._cr = False
@@ -196,13 +249,17 @@ class EventParser:
             if first == "d" and buf[:6] == "data: ":
                 fast = _bulk_data_only(buf, self.last_event_id)
             if fast is None and first in ("d", "i", "e"):
-                fast = _bulk_uniform(buf, self.last_event_id)
+                fast = _bulk_uniform(buf, self.last_event_id, self.max_id_bytes)
             if fast is not None:
                 # The tail after the last blank line stays raw (it holds no complete block)
-                # and is parsed with the next chunk, so the next feed can take this path too.
-                events, self._line = fast
+                # and is parsed with the next chunk, so the next feed can take this path too;
+                # only its complete `retry:` lines must act now.
+                events, tail = fast
+                self._line = tail
                 if events:
                     self.last_event_id = self._id = events[-1].id
+                if "retry" in tail:
+                    self._pending_retry(tail)
                 return events
         lines = buf.split("\n")
         self._line = lines.pop()
@@ -216,6 +273,17 @@ class EventParser:
         if oversize:
             raise self._too_large(oversize, events)
         return events
+
+    def _pending_retry(self, tail: str) -> None:
+        """Apply the complete `retry:` lines of `tail`, the raw start of a block not yet
+        dispatched (they are interpreted again with it later, which changes nothing)."""
+        for line in tail[: tail.rfind("\n") + 1].split("\n"):
+            if line[:5] == "retry":
+                name, _, value = line.partition(":")
+                if name == "retry":
+                    retry = _retry_ms(value[1:] if value[:1] == " " else value)
+                    if retry is not None:
+                        self.retry = retry
 
     def _too_large(self, size: int, events: list[Event]) -> SSEEventTooLarge:
         return SSEEventTooLarge(
@@ -265,6 +333,8 @@ class EventParser:
         etype, eid, retry, size = self._etype, self._id, self._retry, self._size
         skipping = self._skipping
         limit = self.max_event_bytes
+        id_limit = self.max_id_bytes
+        short_id = 1 << 62 if id_limit is None else (id_limit >> 2) + 4  # "id: " + value
         oversize = 0
         for line in lines:
             if not line:  # blank line: dispatch
@@ -289,7 +359,7 @@ class EventParser:
                 data.append(line[6:])
                 continue
             if first == "i" and line[:4] == "id: ":
-                if "\0" not in line:
+                if "\0" not in line and (len(line) <= short_id or _id_fits(line[4:], id_limit)):
                     eid = line[4:]
                 continue
             if first == "e" and line[:7] == "event: ":
@@ -306,13 +376,14 @@ class EventParser:
             if name == "data":
                 data.append(value)
             elif name == "id":
-                if "\0" not in value:
+                if "\0" not in value and _id_fits(value, id_limit):
                     eid = value
             elif name == "event":
                 etype = value
-            elif name == "retry" and value.isascii() and value.isdigit():
-                retry = int(value)
-                self.retry = retry
+            elif name == "retry":
+                value_ms = _retry_ms(value)
+                if value_ms is not None:
+                    retry = self.retry = value_ms
         self._data, self._etype, self._id, self._retry, self._size = data, etype, eid, retry, size
         self._skipping = skipping
         return oversize

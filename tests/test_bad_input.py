@@ -15,6 +15,10 @@ fault meets a client that already holds events and resumes with `Last-Event-ID: 
 | gzip stream cut mid-body     | decoded, resumed, completes                                  |
 | chunked body cut mid-chunk   | resumed, completes                                           |
 | NUL bytes, invalid UTF-8     | NUL kept in data, invalid bytes become U+FFFD, NUL id ignored |
+| retry: of 5,000 digits       | clamped (no int-string-limit ValueError), resumed, completes |
+| retry: in a pending block    | acts at once: the resume waits 10 ms, not the policy's 3 s    |
+| absurd retry in a pending block | clamped, the policy caps the wait, completes              |
+| a 10 MB id                   | ignored like a NUL id: the resume sends Last-Event-ID 3       |
 | never sends headers          | SSEIdleTimeout (after the retries: SSERetriesExhausted)      |
 | slow-loris body              | SSEIdleTimeout when a gap exceeds idle_timeout               |
 | 100 MB line                  | SSEEventTooLarge, memory bounded, reading stops early        |
@@ -26,10 +30,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import tracemalloc
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +135,38 @@ def _check_loris(err: BaseException | None, origin: ScriptedOrigin) -> None:
     assert err.last_event_id == "3"
 
 
+def _check_resumed_from_3(err: BaseException | None, origin: ScriptedOrigin) -> None:
+    assert [r.last_event_id for r in origin.requests] == ["", "3"]
+    assert max(len(line) for r in origin.requests for line in r.headers.values()) < 4096
+
+
+def _stamped(step: Step) -> Step:
+    """`step`, noting in the request when it was answered (read by the check)."""
+
+    async def timed(req: Request, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        req.headers["x-answered"] = str(time.monotonic())
+        await step(req, r, w)
+
+    return timed
+
+
+def _check_quick_resume(err: BaseException | None, origin: ScriptedOrigin) -> None:
+    _check_resumed_from_3(err, origin)
+    first, second = (float(r.headers["x-answered"]) for r in origin.requests)
+    assert second - first < 1.0  # retry: 10 applied, not the policy's 3 s
+
+
+def _resumes(body: bytes, kw: dict[str, Any], check: Any = None, kept: Any = ()) -> Row:
+    """Ids 1..3 in `body`, `kept` events, half of id 4 and a cut; then ids 4..6 and [DONE]."""
+    steps = [_stamped(raw(body + b"id: 4\ndata: ha")), _stamped(sse(4, 6))]
+    return Row(steps, None, [*_kept(1, 2, 3), *kept, *_kept(4, 5, 6)], kw,
+               check or _check_resumed_from_3)  # fmt: skip
+
+
+SLOW = {"retry_policy": RetryPolicy(initial=3.0, maximum=3.0, jitter=0.0)}
+CAPPED = {"retry_policy": replace(QUICK, max_server_retry=0.05)}  # caps any retry: at 50 ms
+E123 = ev(1) + ev(2) + ev(3)
+BIG_ID = b"id: " + b"x" * (10 << 20) + b"\ndata: big\n\n"
 NUL_BYTES = b"id: 1\ndata: a\x00b\xff\xfe\xc3(\n\nid: 2\x00\ndata: c\xe2\x82\n\ndata: [DONE]\n\n"
 ROWS: dict[str, Row] = {
     "non-SSE content type": Row(
@@ -178,6 +215,10 @@ ROWS: dict[str, Row] = {
         None,
         [Event(data="a\x00b\ufffd\ufffd\ufffd(", id="1"), Event(data="c\ufffd", id="1")],
     ),
+    "retry of 5,000 digits": _resumes(b"retry: " + b"9" * 5000 + b"\n\n" + E123, CAPPED),
+    "retry: in a pending block": _resumes(E123 + b"retry: 10\n", SLOW, _check_quick_resume),
+    "absurd retry in a pending block": _resumes(E123 + b"retry: 000" + b"9" * 30 + b"\n", CAPPED),
+    "a 10 MB id": _resumes(E123 + BIG_ID, {}, kept=[Event(data="big", id="3")]),
     "never sends headers": Row(
         [sse(1, 3, cut=True), no_headers],
         SSERetriesExhausted,

@@ -53,6 +53,17 @@ def test_fields_that_would_corrupt_the_stream_are_refused_not_stripped(event: Ev
         encode(event)
 
 
+@pytest.mark.parametrize(
+    "event",
+    [Event(event="\n" + "e" * 10**6), Event(id="\0" + "i" * 10**6), Event(retry="7" * 1000001)],  # type: ignore[arg-type]
+    ids=["event", "id", "retry"],
+)
+def test_a_huge_refused_field_is_shortened_in_the_message(event: Event) -> None:
+    with pytest.raises(SSEEncodeError, match=r"\.\.\. \(1000001 characters\)") as info:
+        encode(event)
+    assert len(str(info.value)) < 200
+
+
 def test_encode_error_is_a_value_error() -> None:
     with pytest.raises(ValueError, match="newline"):
         encode(Event(event="a\nb"))

@@ -7,8 +7,11 @@ byte soup made of the tokens that matter (field names, colons, CR/LF/CRLF, NUL, 
 invalid and split UTF-8, U+2028 and other separators `str.splitlines` would cut at), with
 arbitrary chunkings and `close()` calls in between (a stateful machine). With
 `max_event_bytes`, the only error is `SSEEventTooLarge`, nothing is invented, every event
-whose block fits the limit survives, and memory stays bounded (tracemalloc). The encoder
-either refuses with `SSEEncodeError` or produces exactly one event that parses back.
+whose block fits the limit survives, and memory stays bounded (tracemalloc). Streams of
+uniform blocks (the parser's bulk paths) followed by a pending block of soup check that
+every complete line acts on arrival there too, with `max_id_bytes` small enough to bite.
+The encoder either refuses with `SSEEncodeError` or produces exactly one event that parses
+back.
 atheris is not used: hypothesis covers these grammars and needs no native build.
 """
 
@@ -44,8 +47,26 @@ def _blocks(text: str) -> list[list[str]]:
     return out
 
 
-def reference_parse(blob: bytes, last_id: str = "") -> tuple[list[Event], str, int | None]:
-    """The standard's algorithm, spelled out: (events, last event id, last valid retry)."""
+MAX_RETRY = EventParser.MAX_RETRY_MS
+
+
+def _reference_retry(value: str) -> int | None:
+    """ASCII digits as a base-ten integer, clamped to MAX_RETRY (compared as text, so any
+    number of digits works without int())."""
+    if not value or any(c not in "0123456789" for c in value):
+        return None
+    digits = value.lstrip("0") or "0"
+    top = str(MAX_RETRY)
+    return MAX_RETRY if (len(digits), digits) > (len(top), top) else int(digits)
+
+
+def reference_parse(
+    blob: bytes, last_id: str = "", max_id_bytes: int | None = 4096
+) -> tuple[list[Event], str, int | None]:
+    """The standard's algorithm, spelled out, one line at a time (each line acts as it is
+    read, also in a final block that is never dispatched): (events, last event id, last
+    valid retry). ssenb's bounds: a retry clamped to MAX_RETRY, an id over `max_id_bytes`
+    UTF-8 bytes ignored."""
     text = codecs.decode(blob, "utf-8", "replace")
     if text.startswith("\ufeff"):
         text = text[1:]
@@ -68,11 +89,12 @@ def reference_parse(blob: bytes, last_id: str = "") -> tuple[list[Event], str, i
         if name == "data":
             data.append(value)
         elif name == "id" and "\0" not in value:
-            eid = value
+            if max_id_bytes is None or len(value.encode()) <= max_id_bytes:
+                eid = value
         elif name == "event":
             etype = value
-        elif name == "retry" and value.isascii() and value.isdigit():
-            retry = last_retry = int(value)
+        elif name == "retry" and _reference_retry(value) is not None:
+            retry = last_retry = _reference_retry(value)
     return events, last_id, last_retry
 
 
@@ -82,7 +104,8 @@ TOKENS = [
     b"data", b"data:", b"data: ", b"id: ", b"id:", b"event: ", b"event:", b"retry: ",
     b"retry:", b"12", b"007", b"x", b"abc", b" ", b":", b": ping", b"\n", b"\r", b"\r\n",
     b"\n\n", b"\r\r", b"\x00", b"\xff", b"\xc3", b"\xa9", b"\xe2\x82", "é€😀".encode(),
-    b"\xef\xbb\xbf", "\u2028\u0085\x1c\x0b\x0c".encode(),
+    b"\xef\xbb\xbf", "\u2028\u0085\x1c\x0b\x0c".encode(), b"2147483648", b"0" * 12,
+    b"9" * 4400,
 ]  # fmt: skip
 soup = st.lists(st.sampled_from(TOKENS) | st.binary(max_size=6), max_size=60).map(b"".join)
 cuts = st.lists(st.integers(0, 400), max_size=12)
@@ -117,6 +140,47 @@ def test_parser_matches_the_reference_under_any_chunking(
     assert parser.retry == retry
 
 
+SHAPES = [("data",), ("id", "data"), ("event", "data"), ("id", "event", "data"),
+          ("data", "id"), ("event", "id", "data")]  # fmt: skip
+values = st.sampled_from(["", "x", "12", "é€", "😀😀", "a: b", "9" * 9, "y" * 12])
+PENDING = [b"retry: 12", b"retry:007", b"retry: x", b"retry:  5", b"retry", b"retry: 2147483648",
+           b"retry: " + b"9" * 4400, b": retry: 1", b"id: 5", b"id: " + b"z" * 9, b"data: p",
+           b"event: e"]  # fmt: skip
+eols = st.sampled_from([b"\n", b"\r\n", b"\r"])
+pending_block = st.tuples(st.lists(st.tuples(st.sampled_from(PENDING), eols), max_size=4), soup)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.sampled_from(SHAPES),
+    st.lists(st.lists(values, min_size=3, max_size=3), min_size=1, max_size=20),
+    pending_block,
+    st.lists(st.integers(0, 4000), max_size=3),
+    st.sampled_from([None, 0, 4, 8, 4096]),
+)
+def test_uniform_blocks_then_a_pending_block_match_the_reference(
+    shape: tuple[str, ...],
+    rows: list[list[str]],
+    pending: tuple[list[tuple[bytes, bytes]], bytes],
+    points: list[int],
+    max_id_bytes: int | None,
+) -> None:
+    """Blocks of one shape take the bulk paths; the lines and soup after them are a block
+    not yet dispatched whose complete lines (a `retry:` say) must act at once, before
+    close()."""
+    blocks = ["".join(f"{name}: {value}\n" for name, value in zip(shape, row, strict=False))
+              for row in rows]  # fmt: skip
+    lines, tail = pending
+    blob = "\n".join(blocks).encode() + b"\n" + b"".join(a + b for a, b in lines) + tail
+    parser = EventParser(max_id_bytes=max_id_bytes)
+    got = _run(parser, _split(blob, points))
+    events, last_id, retry = reference_parse(blob, "", max_id_bytes)
+    assert got == events
+    assert (parser.last_event_id, parser.retry) == (last_id, retry)
+    parser.close()
+    assert (parser.last_event_id, parser.retry) == (last_id, retry)
+
+
 class ParserMachine(RuleBasedStateMachine):
     """Feeds, closes and reopens one parser at random; after every step, the events since
     the last close are the reference's for the bytes since the last close."""
@@ -149,9 +213,10 @@ class ParserMachine(RuleBasedStateMachine):
 
     @invariant()
     def agrees_with_the_reference(self) -> None:
-        events, last_id, _ = reference_parse(self.stream, self.start_id)
+        events, last_id, retry = reference_parse(self.stream, self.start_id)
         assert self.events == events
         assert self.parser.last_event_id == last_id
+        assert self.parser.retry == retry
         assert "\0" not in last_id
 
     @invariant()
@@ -276,7 +341,8 @@ def test_encode_refuses_or_produces_exactly_one_event_that_parses_back(
     parser = EventParser()
     got = _run(parser, _split(blob, points))
     data_lf = data.replace("\r\n", "\n").replace("\r", "\n")
-    assert got == [Event(etype or "message", data_lf, eid, retry)]  # type: ignore[arg-type]
+    kept = retry if retry is None else min(retry, MAX_RETRY)  # type: ignore[call-overload]
+    assert got == [Event(etype or "message", data_lf, eid, kept)]
     assert parser.buffered == 0
 
 

@@ -13,9 +13,12 @@ from hypothesis import strategies as st
 from ssenb import Event, EventParser, SSEEventTooLarge, encode
 
 M = "message"
+MAX = EventParser.MAX_RETRY_MS
+LONG_ID = "é" * 2048  # 4,096 UTF-8 bytes: exactly the default max_id_bytes
 
 # (stream bytes, expected events as (event, data, id, retry))
-CASES: list[tuple[str, bytes, list[tuple[str, str, str, int | None]]]] = [
+Row = tuple[str, str, str, int | None]
+CASES: list[tuple[str, bytes, list[Row]]] = [
     # --- the standard's own examples ---
     ("spec:stock-ticker", b"data: YHOO\ndata: +2\ndata: 10\n\n", [(M, "YHOO\n+2\n10", "", None)]),
     (
@@ -101,6 +104,24 @@ CASES: list[tuple[str, bytes, list[tuple[str, str, str, int | None]]]] = [
     ("retry-negative-ignored", b"retry: -1\ndata: a\n\n", [(M, "a", "", None)]),
     ("retry-unicode-digit-ignored", "retry: ٣\ndata: a\n\n".encode(), [(M, "a", "", None)]),
     ("retry-empty-ignored", b"retry:\ndata: a\n\n", [(M, "a", "", None)]),
+    ("retry-leading-zeros", b"retry: 00000000000000000042\ndata: a\n\n", [(M, "a", "", 42)]),
+    ("retry-above-max-clamped", b"retry: 99999999999\ndata: a\n\n", [(M, "a", "", MAX)]),
+    ("retry-4301-digits-clamped", b"retry: %s\ndata: a\n\n" % (b"7" * 4301), [(M, "a", "", MAX)]),
+    (
+        "id-of-max-id-bytes-kept",
+        b"id: %s\ndata: a\n\n" % LONG_ID.encode(),
+        [(M, "a", LONG_ID, None)],
+    ),
+    (
+        "id-over-max-id-bytes-ignored",  # counted in bytes: 2,048 characters, 4,097 bytes
+        b"id: 1\ndata: a\n\nid: %sx\ndata: b\n\n" % LONG_ID.encode(),
+        [(M, "a", "1", None), (M, "b", "1", None)],
+    ),
+    (
+        "long-id-among-uniform-blocks-ignored",
+        b"id: 1\ndata: a\n\nid: %s\ndata: b\n\nid: 3\ndata: c\n\n" % (b"y" * 5000),
+        [(M, "a", "1", None), (M, "b", "1", None), (M, "c", "3", None)],
+    ),
     (
         "retry-is-per-block",
         b"retry: 10\ndata: a\n\ndata: b\n\n",
@@ -132,30 +153,83 @@ CASES: list[tuple[str, bytes, list[tuple[str, str, str, int | None]]]] = [
 ]
 
 
-def _events(expected: list[tuple[str, str, str, int | None]]) -> list[Event]:
+def _events(expected: list[Row]) -> list[Event]:
     return [Event(event=e, data=d, id=i, retry=r) for e, d, i, r in expected]
 
 
-def _feed_all(chunks: list[bytes], last_event_id: str = "") -> list[Event]:
+def _parse(chunks: list[bytes], last_event_id: str = "") -> tuple[list[Event], EventParser]:
     parser = EventParser(last_event_id=last_event_id)
     out: list[Event] = []
     for chunk in chunks:
         out.extend(parser.feed(chunk))
+    return out, parser
+
+
+def _feed_all(chunks: list[bytes], last_event_id: str = "") -> list[Event]:
+    out, parser = _parse(chunks, last_event_id)
     parser.close()
     return out
 
 
 @pytest.mark.parametrize(("stream", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 class TestSpecTable:
-    def test_whole(self, stream: bytes, expected: list) -> None:
+    def test_whole(self, stream: bytes, expected: list[Row]) -> None:
         assert _feed_all([stream]) == _events(expected)
 
-    def test_byte_at_a_time(self, stream: bytes, expected: list) -> None:
+    def test_byte_at_a_time(self, stream: bytes, expected: list[Row]) -> None:
         assert _feed_all([stream[i : i + 1] for i in range(len(stream))]) == _events(expected)
 
-    def test_every_split(self, stream: bytes, expected: list) -> None:
+    def test_every_split(self, stream: bytes, expected: list[Row]) -> None:
         for cut in range(len(stream) + 1):
             assert _feed_all([stream[:cut], stream[cut:]]) == _events(expected), cut
+
+
+# Every complete line acts when it arrives: `retry` at once, even in a block never dispatched;
+# `last_event_id` only at a blank line. (stream, retry, last_event_id), both before and after
+# close(): the stream's end changes neither.
+STATE: list[tuple[str, bytes, int | None, str]] = [
+    ("retry-pending-after-data-blocks", b"data: a\n\nretry: 5000\n", 5000, ""),
+    ("retry-pending-after-uniform-blocks", b"id: 1\ndata: a\n\nretry: 5000\n", 5000, "1"),
+    ("retry-pending-without-space", b"data: a\n\ndata: b\n\nretry:250\n", 250, ""),
+    ("retry-pending-after-data-line", b"data: a\n\ndata: b\nretry: 7\n", 7, ""),
+    ("retry-pending-then-id", b"data: a\n\nid: 9\nretry: 30\n", 30, ""),
+    ("retry-pending-last-valid-wins", b"retry: 1\ndata: a\n\nretry: 2\nretry: x\n", 2, ""),
+    ("retry-pending-cr-ends-line", b"data: a\r\rretry: 7\r", 7, ""),
+    ("retry-pending-crlf", b"data: a\r\n\r\nretry: 7\r\n", 7, ""),
+    ("retry-pending-huge-clamped", b"data: a\n\nretry: %s\n" % (b"1" * 5000), MAX, ""),
+    ("retry-unterminated-line-ignored", b"data: a\n\nretry: 7", None, ""),
+    ("retry-in-comment-ignored", b"data: a\n\n: retry: 7\n", None, ""),
+    ("retry-longer-name-ignored", b"data: a\n\nretryx: 7\nretry\n", None, ""),
+    ("retry-two-spaces-ignored", b"data: a\n\nretry:  7\n", None, ""),
+    ("retry-only-stream", b"retry: 3000\n", 3000, ""),
+    ("id-pending-not-last-event-id", b"id: 1\ndata: a\n\nid: 2\ndata: b\n", None, "1"),
+    ("id-alone-dispatched-at-blank-line", b"id: 1\ndata: a\n\nid: 2\n\n", None, "2"),
+    ("id-pending-then-retry", b"id: 1\ndata: a\n\nid: 2\nretry: 9\n", 9, "1"),
+    ("long-id-not-adopted", b"id: 1\n\nid: %s\n\n" % (b"z" * 4097), None, "1"),
+]
+
+
+def _state(chunks: list[bytes]) -> tuple[int | None, str]:
+    _, parser = _parse(chunks)
+    before = (parser.retry, parser.last_event_id)
+    parser.close()
+    assert (parser.retry, parser.last_event_id) == before
+    return before
+
+
+@pytest.mark.parametrize(
+    ("stream", "retry", "last_id"), [c[1:] for c in STATE], ids=[c[0] for c in STATE]
+)
+class TestLinesActOnArrival:
+    def test_whole(self, stream: bytes, retry: int | None, last_id: str) -> None:
+        assert _state([stream]) == (retry, last_id)
+
+    def test_byte_at_a_time(self, stream: bytes, retry: int | None, last_id: str) -> None:
+        assert _state([stream[i : i + 1] for i in range(len(stream))]) == (retry, last_id)
+
+    def test_every_split(self, stream: bytes, retry: int | None, last_id: str) -> None:
+        for cut in range(len(stream) + 1):
+            assert _state([stream[:cut], stream[cut:]]) == (retry, last_id), cut
 
 
 class TestIncremental:
@@ -180,39 +254,21 @@ class TestIncremental:
         parser.feed(b"retry: 300\n\nretry: x\n\n")
         assert parser.retry == 300
 
+    def test_retry_is_known_before_its_block_ends(self) -> None:
+        """A client deciding how long to wait must see a retry as soon as its line is in."""
+        parser = EventParser()
+        assert parser.feed(b"data: a\n\ndata: b\n\nretry: 5000\ndata: c") == [
+            Event(data="a"),
+            Event(data="b"),
+        ]
+        assert parser.retry == 5000
+        assert parser.feed(b"\n\n") == [Event(data="c", retry=5000)]
+
     def test_close_drops_unterminated_and_resets(self) -> None:
         parser = EventParser()
         parser.feed(b"data: partial")
         parser.close()
         assert parser.feed(b"data: b\n\n") == [Event(data="b")]
-
-
-class TestMaxEventBytes:
-    def test_oversized_unterminated_event_raises_and_keeps_earlier_events(self) -> None:
-        parser = EventParser(max_event_bytes=100)
-        with pytest.raises(SSEEventTooLarge) as info:
-            parser.feed(b"data: ok\n\ndata: " + b"x" * 500)
-        assert info.value.events == [Event(data="ok")]
-
-    def test_buffer_stays_bounded_while_skipping(self) -> None:
-        parser = EventParser(max_event_bytes=1000)
-        with pytest.raises(SSEEventTooLarge):
-            parser.feed(b"data: " + b"x" * 2000)
-        for _ in range(100):  # 6.4 MB more of the same line: nothing raised, nothing buffered
-            assert parser.feed(b"x" * 65536) == []
-            assert parser.buffered == 0
-        assert parser.feed(b"\n\ndata: after\n\n") == [Event(data="after")]
-
-    def test_oversized_complete_block_skipped_and_later_events_kept(self) -> None:
-        parser = EventParser(max_event_bytes=50)
-        with pytest.raises(SSEEventTooLarge) as info:
-            parser.feed(b"data: a\n\ndata: " + b"y" * 100 + b"\n\ndata: b\n\n")
-        assert info.value.events == [Event(data="a"), Event(data="b")]
-        assert parser.feed(b"data: c\n\n") == [Event(data="c")]
-
-    def test_events_at_the_limit_pass(self) -> None:
-        parser = EventParser(max_event_bytes=20)
-        assert parser.feed(b"data: " + b"z" * 14 + b"\n\n") == [Event(data="z" * 14)]
 
 
 # --- properties -----------------------------------------------------------------------------
@@ -280,11 +336,13 @@ uniform_shapes = st.sampled_from(
     uniform_shapes,
     st.lists(st.tuples(field_text, field_text.filter(bool), data_text), min_size=1, max_size=30),
     st.integers(1, 64),
+    st.sampled_from([b"", b"retry: 9\n", b"id: 5\nretry: 8\ndata: x", b"retry: 1\r"]),
 )
 def test_property_uniform_streams_parse_the_same_in_bulk_and_line_by_line(
-    shape: tuple[str, ...], rows: list[tuple[str, str, str]], chunk: int
+    shape: tuple[str, ...], rows: list[tuple[str, str, str]], chunk: int, pending: bytes
 ) -> None:
-    """Streams whose blocks all have one shape take the bulk path; byte-wise feeding never does."""
+    """Streams whose blocks all have one shape take the bulk path; byte-wise feeding never does.
+    Both leave the same retry and last event id, also with a block pending at the end."""
     evs = [
         Event(
             event=etype if "event" in shape else "message",
@@ -294,6 +352,12 @@ def test_property_uniform_streams_parse_the_same_in_bulk_and_line_by_line(
         )
         for eid, etype, data in rows
     ]
-    blob = b"".join(encode(e) for e in evs)
+    blob = b"".join(encode(e) for e in evs) + pending
     chunks = [blob[i : i + chunk * 1024] for i in range(0, len(blob), chunk * 1024)]
-    assert _feed_all(chunks) == _feed_all([blob[i : i + 1] for i in range(len(blob))])
+    bulk, bulk_parser = _parse(chunks)
+    bytewise, bytewise_parser = _parse([blob[i : i + 1] for i in range(len(blob))])
+    assert bulk == bytewise
+    assert (bulk_parser.retry, bulk_parser.last_event_id) == (
+        bytewise_parser.retry,
+        bytewise_parser.last_event_id,
+    )
