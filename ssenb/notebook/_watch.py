@@ -31,7 +31,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from pathlib import Path
 from typing import Any, Literal, Unpack
 
@@ -43,6 +43,7 @@ from . import _cells, _display, _loop
 from ._batcher import DataFrameBatcher
 from ._display import Frame
 from ._view_base import FINAL, View
+from ._view_chart import Panels, chart_view
 from ._views import make_view
 
 __all__ = ["Subscription", "watch"]
@@ -252,6 +253,8 @@ class Subscription:
             batch, self._pending = self._pending, []
             try:
                 self.view.on_events(batch, time.monotonic())
+                if self._batcher.on_batch is None:  # a chart view reads the batcher's frames
+                    self._batcher.on_batch = getattr(self.view.current(), "on_frame", None)
             except Exception:
                 _log.exception("ssenb: view %s failed on %d events", self.view.kind, len(batch))
 
@@ -335,13 +338,17 @@ def watch(
     flush_interval: float = 0.5,
     max_rows: int | None = None,
     display: bool | None = None,
+    y: str | Sequence[str] | None = None,
+    x: str | None = None,
+    window: float | str | None = None,
+    panels: Panels | None = None,
     **source_kw: Unpack[SourceOptions],
 ) -> Subscription:
     """Consume `url` in the background and show it live; returns the `Subscription` at once.
 
     Args:
         view: "auto" (each registered view's `match` is asked, see `ssenb.register_view`),
-            a registered name ("log", "table", "tokens", "progress", "rate", or your own),
+            a registered name ("log", "table", "tokens", "progress", "chart", "rate", ...),
             or a `ssenb.View` instance (e.g. a `LogView(newest_first=True)`).
         record: a path to record every event to (JSONL appended and flushed at least every
             0.2 s, or a Parquet dataset folder; flushed on stop, error or interrupt).
@@ -351,6 +358,7 @@ def watch(
             period, and cap on rows kept (newest).
         display: None shows the view (widgets in a kernel, a text line elsewhere); False
             shows nothing.
+        y, x, window, panels: the chart view's columns, x column, rolling window and axes.
         source_kw: passed to `EventSource` (method, headers, json, reconnect, ...); an
             unknown keyword is a `TypeError` here, not a failure in the background.
 
@@ -368,7 +376,7 @@ def watch(
     _cells.stop_previous(cell)  # re-running a cell replaces the watches it started before
     sub = Subscription(
         url,
-        view=view,
+        view=chart_view(view, y, x, window, panels),
         record=record,
         record_format=record_format,
         batch_size=batch_size,
