@@ -275,7 +275,7 @@ def test_before_data_the_chart_says_why_it_is_empty() -> None:
     view = ChartView(y="data.nope")
     assert "waiting for numeric data" in view.html(0.0)
     feed(view, [{"a": 1.5}])
-    assert "no column data.nope yet" in view.html(0.0)
+    assert "no numeric column data.nope yet" in view.html(0.0)
 
 
 @pytest.mark.parametrize(

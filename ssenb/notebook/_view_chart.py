@@ -29,8 +29,12 @@ from urllib.parse import urlsplit
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from .._models import Event
+from ..recording._flatten import flatten_data
+from ._batcher import DataFrameBatcher
 from ._chart_math import (
     Floats,
     minmax_decimate,
@@ -90,6 +94,42 @@ def match_chart(url: str, events: Sequence[Event]) -> bool:
         ]
         return 2 * len(numbers) > len(value) and any(isinstance(v, float) for v in numbers)
     return False
+
+
+def _epoch(values: npt.NDArray[Any]) -> Floats:
+    ns = values.astype("datetime64[ns]").astype(np.int64)
+    return ns.astype(np.float64) / 1e9
+
+
+def _numeric_frame(frame: pd.DataFrame) -> dict[str, Floats]:
+    """A frame's numeric and datetime columns as float arrays (datetimes in epoch seconds)."""
+    out: dict[str, Floats] = {}
+    for name in frame.columns:
+        values = frame[name]
+        if pd.api.types.is_datetime64_any_dtype(values):
+            out[name] = _epoch(values.to_numpy(dtype="datetime64[ns]"))
+        elif pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+            out[name] = np.asarray(values.to_numpy(dtype=np.float64, na_value=np.nan))
+    return out
+
+
+def _numeric_arrow(arr: pa.Array) -> Floats | None:
+    kind = arr.type
+    if pa.types.is_timestamp(kind):
+        return _epoch(arr.to_numpy(zero_copy_only=False))
+    if pa.types.is_integer(kind) or pa.types.is_floating(kind):
+        floats = pc.cast(arr, pa.float64()).fill_null(math.nan)
+        return np.asarray(floats.to_numpy(zero_copy_only=False), dtype=np.float64)
+    return None
+
+
+def _numeric_batches(batches: list[pa.RecordBatch]) -> dict[str, Floats]:
+    """Envelope batches' `time` and parsed `data.<key>` columns (the batcher's own parser,
+    so the same columns and types as `.df`), numeric ones as float arrays."""
+    table = pa.Table.from_batches(batches)
+    columns = [("time", table.column("time").combine_chunks())]
+    columns += flatten_data(table.column("event"), table.column("data"))
+    return {name: v for name, arr in columns if (v := _numeric_arrow(arr)) is not None}
 
 
 class _Series:
@@ -170,6 +210,8 @@ class ChartView(View):
         self.rate = RateView(title=title)
         self._frames: deque[pd.DataFrame] = deque()
         self._lock = threading.Lock()
+        self.batcher: DataFrameBatcher | None = None  # set by watch(): rows are read from it
+        self.seen = 0  # rows of `batcher` folded in
 
     # -- data in ----------------------------------------------------------------------------
     def on_frame(self, frame: pd.DataFrame) -> None:
@@ -186,53 +228,48 @@ class ChartView(View):
         super().on_status(status, error)
         self.rate.on_status(status, error)
 
-    def _pick(self, frame: pd.DataFrame) -> list[str]:
+    def _pick(self, numeric: dict[str, Floats]) -> list[str]:
         if self.columns is not None:
             return self.columns[:_MAX_SERIES]
-        names = []
-        for name in frame.columns:
-            if not name.startswith("data.") or name.split(".", 1)[1] in _TIME_NAMES:
-                continue
-            if pd.api.types.is_numeric_dtype(frame[name]) and name != self.x_column:
-                names.append(name)
+        names = [
+            name
+            for name in numeric
+            if name.startswith("data.")
+            and name.split(".", 1)[1] not in _TIME_NAMES
+            and name != self.x_column
+        ]
         return names[:_MAX_SERIES]
 
-    def _x_of(self, frame: pd.DataFrame) -> Floats | None:
-        column = self.x_column or "time"
-        if column not in frame.columns:
-            return None
-        values = frame[column]
-        if pd.api.types.is_datetime64_any_dtype(values):
-            ns = values.to_numpy(dtype="datetime64[ns]").astype(np.int64)
-            return ns.astype(np.float64) / 1e9
-        return np.asarray(pd.to_numeric(values, errors="coerce"), dtype=np.float64)
-
     def fold(self) -> None:
-        """Fold the queued frames into the series (called by rendering, on one thread)."""
+        """Fold new rows into the series (rendering calls it): queued frames, and the rows
+        the bound batcher flushed since the last fold, parsed in one go."""
         with self._lock:
             while self._frames:
-                self._fold(self._frames.popleft())
+                frame = self._frames.popleft()
+                self._ingest(len(frame), _numeric_frame(frame))
+            if self.batcher is not None:
+                self.seen, batches = self.batcher.since(self.seen)
+                if batches:
+                    rows = sum(b.num_rows for b in batches)
+                    self._ingest(rows, _numeric_batches(batches))
 
-    def _fold(self, frame: pd.DataFrame) -> None:
-        n = len(frame)
+    def _ingest(self, n: int, numeric: dict[str, Floats]) -> None:
         if n == 0:
             return
         row = np.arange(self.rows, self.rows + n, dtype=np.float64)
         self.rows += n
-        x = self._x_of(frame)
+        x = numeric.get(self.x_column or "time")
         if x is None:
-            self.note = f"no column {self.x_column} yet"
+            self.note = f"no numeric column {self.x_column} yet"
             return
-        names = self._pick(frame) if not self.series or self.columns is None else []
-        for name in names:
+        for name in self._pick(numeric) if not self.series or self.columns is None else []:
             if name not in self.series and len(self.series) < _MAX_SERIES:
                 self.series[name] = _Series(name)
-        missing = [name for name in self.series if name not in frame.columns]
+        missing = [name for name in self.series if name not in numeric]
         for name, series in self.series.items():
-            if name in frame.columns:
-                y = pd.to_numeric(frame[name], errors="coerce")
-                series.extend(x, np.asarray(y, dtype=np.float64, copy=True), row)
-        self.note = f"no column {', '.join(missing)} yet" if missing else ""
+            if name in numeric:
+                series.extend(x, numeric[name], row)
+        self.note = f"no numeric column {', '.join(missing)} yet" if missing else ""
         if not self.series:
             self.note = "no numeric data columns yet"
         newest = float(np.nanmax(x)) if np.isfinite(x).any() else math.nan

@@ -253,8 +253,8 @@ class Subscription:
             batch, self._pending = self._pending, []
             try:
                 self.view.on_events(batch, time.monotonic())
-                if self._batcher.on_batch is None:  # a chart view reads the batcher's frames
-                    self._batcher.on_batch = getattr(self.view.current(), "on_frame", None)
+                if getattr(self.view.current(), "batcher", False) is None:  # a chart reads it
+                    self.view.current().batcher = self._batcher  # type: ignore[attr-defined]
             except Exception:
                 _log.exception("ssenb: view %s failed on %d events", self.view.kind, len(batch))
 
