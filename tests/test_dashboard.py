@@ -19,9 +19,11 @@ import nbformat
 import numpy as np
 import pandas as pd
 import pytest
+import test_browser_lab
 from _browser import browser_page, chromium_or_skip, screenshot
 from nbclient import NotebookClient
 from nbconvert import HTMLExporter
+from test_browser_lab import Lab, _counts, _run_notebook
 from test_view_chart import drawn
 
 import ssenb
@@ -148,6 +150,7 @@ def test_a_dashboard_keeps_one_budget_per_view_and_saves_every_snapshot(saved: A
     assert "<polyline" in markup
 
 
+@pytest.mark.browser
 def test_the_exported_page_shows_the_chart_and_the_dashboard_offline(saved: Any) -> None:
     chromium_or_skip()
     _, html, _ = saved
@@ -184,7 +187,9 @@ def test_the_exported_page_shows_the_chart_and_the_dashboard_offline(saved: Any)
     [((), {}, TypeError), (("http://x",), {}, TypeError)],
     ids=["empty", "a-url"],
 )
-def test_a_dashboard_wants_subscriptions(args: tuple, kwargs: dict, error: type) -> None:
+def test_a_dashboard_wants_subscriptions(
+    args: tuple[Any, ...], kwargs: dict[str, Any], error: type[Exception]
+) -> None:
     with pytest.raises(error, match="Subscription"):
         ssenb.dashboard(*args, **kwargs)
 
@@ -201,3 +206,42 @@ def test_outside_a_kernel_a_dashboard_is_its_snapshot() -> None:
     assert markup.count('class="ssenb-view') == 2
     assert "<polyline" in markup
     assert dash.text().count("[ssenb] done") == 2
+
+
+# -- JupyterLab in chromium: the chart updates while streaming, then matches the DataFrame ----
+
+lab = test_browser_lab.lab  # JupyterLab on loopback with a token (a module fixture)
+LAB_CELLS = [
+    'import ssenb\nsrv = ssenb.serve(name="lab-chart")',
+    'c = ssenb.watch(srv.url + "/ticks?n=1750&rate=400", y="data.value")',
+    """
+assert c.wait(30) and c.status == "done"
+html, df = c.view.html(), c.df
+assert f"<b>{df['data.value'].iloc[-1]:.6g}</b>" in html and c.view.rows == len(df) == 1750
+srv.stop()
+""",
+]
+
+
+@pytest.mark.browser
+def test_in_jupyterlab_the_chart_updates_live_and_ends_as_the_dataframe(lab: Lab) -> None:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(source.strip()) for source in LAB_CELLS]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+    nbformat.write(nb, lab.root / "chart_live.ipynb")
+    dialogs: list[str] = []
+    with browser_page(width=1200, height=900) as page:
+        samples = _run_notebook(page, lab, "chart_live.ipynb", dialogs)
+        assert len(_counts(samples)) >= 2, samples[:5]  # redrawn while the stream ran
+        assert samples[-1]["live"] == [], samples[-1]  # ended: the snapshot replaced it
+        (final,) = samples[-1]["snapshot"]
+        assert "1,750 events" in final
+        assert "data.value -100" in " ".join(final.split())  # the last value, /ticks id 1750
+        line = page.locator(".jp-OutputArea-output .ssenb-chart polyline")
+        assert line.count() == 1
+        box = line.first.bounding_box()
+        assert box is not None
+        assert box["width"] > 300
+        assert box["height"] > 50
+        screenshot(page, "lab-chart")
+    assert dialogs == []
