@@ -324,3 +324,17 @@ def test_watch_auto_on_ticks_is_a_chart_with_rate_counters() -> None:
     assert list(sub.view.current().series) == ["data.value"]  # type: ignore[attr-defined]
     with pytest.raises(TypeError, match="chart options"):
         ssenb.watch(f"{srv.url}/ticks", view="log", y="data.value")
+
+
+@pytest.mark.parametrize(
+    ("seen", "ids"),
+    [(0, list(range(26, 51))), (45, list(range(46, 51))), (50, [])],
+    ids=["from-the-start-after-trims", "the-newest-five", "nothing-new"],
+)
+def test_the_batcher_hands_the_chart_new_rows_in_bulk(seen: int, ids: list[int]) -> None:
+    batcher = DataFrameBatcher(batch_size=10, max_rows=25)
+    for i in range(1, 51):
+        batcher.add(Event(data=json.dumps({"v": i * 0.5}), id=str(i)))
+    total, batches = batcher.since(seen)
+    assert total == 50
+    assert [int(i) for b in batches for i in b.column("id").to_pylist()] == ids
