@@ -2,10 +2,11 @@
 beside the same watch with nothing shown.
 
 Both read a real `/ticks?rate=0` stream from `ssenb.serve()` in this process for a fixed
-time, alternately, five times (best of each: load on a shared machine only slows a run): `watch(url, view="rate", display=False)` (no widgets, no
-parsed frames) and `watch(url, view="chart", display=True)` (the chart's frames parsed per
-batch, its SVG rendered and its widget synced within the Frame budget). The best rate of each
-is reported and their ratio. Target: the chart keeps >= 0.8x the ingest rate.
+time, alternately, five times each: `watch(url, view="rate", display=False)` (no widgets,
+data never parsed) and `watch(url, view="chart", display=True)` (the new rows parsed in bulk
+at each redraw, the SVG rendered, the widget synced within the Frame budget). The best rate
+of each is reported (load on a shared machine only ever slows a run), and their ratio.
+Target: the chart keeps >= 0.8x the ingest rate.
 
     python bench/chart.py [--quick] [--json out.json]
 """
