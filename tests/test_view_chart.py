@@ -311,6 +311,7 @@ def test_watch_view_chart_draws_the_subscriptions_dataframe() -> None:
     kept = minmax_indices(x_all, df[name].to_numpy(dtype=float), lo, hi, int(w))
     assert np.allclose(y, df[name].to_numpy(dtype=float)[kept], atol=per_px * 0.01)
     assert view.rows == 2000
+    assert re.search(r">\d\d:\d\d:\d\d(\.\d{3})?</text>", view.html())  # clock labels
     assert "2,000 events" in view.html()
     assert "average" in view.html()
 

@@ -363,6 +363,9 @@ class ChartView(View):
                 f'<polyline data-series="{esc(name)}" fill="none" stroke="{colour}"'
                 f' stroke-width="1.3" points="{points}"/>'
             )
+            if dx.size:  # the newest point, so a single point shows too
+                cx, cy = px(dx[-1]), py(dy[-1])
+                parts.append(f'<circle cx="{cx:.2f}" cy="{cy:.2f}" r="2.2" fill="{colour}"/>')
         parts.append("</g>")
         return "".join(parts)
 
