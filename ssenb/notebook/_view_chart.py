@@ -1,18 +1,21 @@
 """The chart view: live line charts of the stream's numeric data, as plain inline SVG.
 
 `watch(url, view="chart", y="data.value")` draws `data.<key>` columns of the subscription's
-DataFrame batcher (one pandas frame per flushed batch, never per-event Python) against the
-arrival time or another column. Why it is built this way:
+DataFrame batcher against the arrival time or another column. Why it is built this way:
 
 1. No JavaScript: the chart is an SVG inside the view's HTML, so it works wherever core
    ipywidgets do (JupyterLab, Notebook 7, VS Code, Colab) and the final snapshot stays in
    the saved notebook as static HTML. The Frame sends it at most 20 times a second.
-2. Redraws cost the same at 10 or 10^6 points: each series keeps at most `_CAP` points
-   (when it grows past that it is compacted by `minmax_decimate` into `_CAP / 4` bins), and
+2. The data comes from the batcher, in bulk: at each redraw the rows flushed since the last
+   one (`DataFrameBatcher.since`) are parsed in one go by the batcher's own parser, so the
+   columns and types are those of `.df`, nothing runs per event, and an unshown chart costs
+   nothing. A chart fed by hand takes frames (`on_frame`, e.g. as a batcher's `on_batch`).
+3. Redraws cost the same at 10 or 10^6 points: each series keeps at most `_CAP` points
+   (when it grows past that it is compacted by `minmax_indices` into `_CAP / 4` bins), and
    a redraw decimates those into one bin per pixel column. Keeping each bin's minimum and
    maximum (not a mean or every n-th point) keeps every spike visible.
-3. Frames arrive on whichever thread flushed the batcher (the loop, or a cell reading
-   `.df`): they are queued and folded in under a lock when the view renders.
+4. Rows may arrive from another thread (a cell reading `.df` flushes): folding them in
+   happens under a lock.
 """
 
 from __future__ import annotations
