@@ -60,7 +60,7 @@ print(json.dumps({"rate": len(chart.events) / (ended - began), "kind": chart.vie
 a = ssenb.watch(srv.url + "/ticks?rate=200000", view="chart", display=False)
 b = ssenb.watch(srv.url + "/stream?n=8&interval=0.05", display=False)
 c = ssenb.watch(srv.url + "/ticks?rate=200000", view="rate", display=False)
-dash = ssenb.dashboard(a, b, c)
+dash = ssenb.dashboard(a, b, c, (b, "log"), columns=4)  # b also as a log
 """,
     # 4: run, then stop and wait from a later cell
     """
@@ -145,7 +145,7 @@ def test_a_dashboard_keeps_one_budget_per_view_and_saves_every_snapshot(saved: A
     shown = _display(nb.cells[3])
     assert set(shown.data) == {"text/html", "text/plain"}
     markup = shown.data["text/html"]
-    for kind in ("chart", "table", "rate"):
+    for kind in ("chart", "table", "rate", "log"):
         assert f'class="ssenb-view ssenb-{kind}"' in markup, kind
     assert "<b>stopped</b>" in markup
     assert "<b>done</b>" in markup
@@ -168,7 +168,7 @@ def test_the_exported_page_shows_the_chart_and_the_dashboard_offline(saved: Any)
     with browser_page(width=1100, height=1400) as page:
         page.route("**/*", offline)
         page.goto(html.as_uri(), wait_until="domcontentloaded")
-        assert page.locator(".jp-OutputArea-output .ssenb-view").count() == 4
+        assert page.locator(".jp-OutputArea-output .ssenb-view").count() == 5
         lines = page.locator(".ssenb-chart polyline")
         assert lines.count() == 2
         for i in range(2):
@@ -177,8 +177,8 @@ def test_the_exported_page_shows_the_chart_and_the_dashboard_offline(saved: Any)
             assert box["width"] > 100
             assert box["height"] > 10
         cells = page.locator(".ssenb-dashboard > div")
-        assert cells.count() == 3
-        tops = {round(cells.nth(i).bounding_box()["y"]) for i in range(3)}
+        assert cells.count() == 4
+        tops = {round(cells.nth(i).bounding_box()["y"]) for i in range(4)}
         assert len(tops) == 1  # side by side
         screenshot(page, "dashboard-offline")
     assert all(not url.startswith("file:") for url in blocked)
@@ -200,14 +200,17 @@ def test_outside_a_kernel_a_dashboard_is_its_snapshot() -> None:
     with ssenb.serve(name="dashboard-plain") as srv:
         a = ssenb.watch(f"{srv.url}/ticks?n=200&rate=0", display=False)
         b = ssenb.watch(f"{srv.url}/stream?n=3&interval=0", display=False)
-        dash = ssenb.dashboard(a, b, columns=1)
+        dash = ssenb.dashboard(a, b, (a, "table"), columns=1)
         assert isinstance(dash, Dashboard)
         assert dash.wait(30)
     markup = dash.html()
     assert "repeat(1,minmax(0,1fr))" in markup
-    assert markup.count('class="ssenb-view') == 2
+    assert markup.count('class="ssenb-view') == 3
     assert "<polyline" in markup
-    assert dash.text().count("[ssenb] done") == 2
+    assert 'class="ssenb-view ssenb-table"' in markup  # a's events again, as a table
+    assert dash.text().count("[ssenb] done") == 3
+    assert dash.views[2].count == a.view.count == len(a.df) == 200  # every event, both views
+    assert a.view.current().kind == "chart"
 
 
 # -- JupyterLab in chromium: the chart updates while streaming, then matches the DataFrame ----

@@ -13,32 +13,106 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from typing import Any
 
+from .._models import Event
 from . import _display, _loop
+from ._view_base import View
+from ._views import make_view
 from ._watch import TICK, Subscription
 
 __all__ = ["Dashboard", "dashboard"]
+
+Item = Subscription | tuple[Subscription, str | View]
+
+
+class _Tee(View):
+    """Stands in as a subscription's view: its own view as before, plus a dashboard's extra
+    views of the same events (each caught up on the events kept so far when added)."""
+
+    def __init__(self, primary: View) -> None:
+        super().__init__(title=primary.title)
+        self.primary = primary
+        self.extras: list[View] = []
+
+    def add(self, sub: Subscription, view: View) -> None:
+        """On the loop: feed `view` what `sub` kept, then every new batch."""
+        view.on_status(sub.status, sub.error)
+        view.on_events(sub.events, time.monotonic())
+        self.extras.append(view)
+        self._bind(sub, view)
+
+    def _bind(self, sub: Subscription, view: View) -> None:
+        if getattr(view.current(), "batcher", False) is None:  # a chart reads the batcher
+            view.current().batcher = sub._batcher  # type: ignore[attr-defined]
+
+    def on_events(self, events: Sequence[Event], now: float) -> None:
+        self.primary.on_events(events, now)
+        for view in self.extras:
+            view.on_events(events, now)
+        self.count = self.primary.count
+
+    def on_status(self, status: str, error: BaseException | None = None) -> None:
+        super().on_status(status, error)
+        for view in (self.primary, *self.extras):
+            view.on_status(status, error)
+
+    def current(self) -> View:
+        return self.primary.current()
+
+    def progress(self) -> tuple[int, str] | None:
+        return self.primary.progress()
+
+    def html(self, now: float | None = None, *, bar: bool = True) -> str:
+        return self.primary.html(now, bar=bar)
+
+    def text(self, now: float | None = None) -> str:
+        return self.primary.text(now)
+
+
+def _extra(sub: Subscription, view: str | View) -> View:
+    """A second view of `sub`'s events (made and attached on the ssenb loop)."""
+    extra = make_view(view, sub.url)
+
+    def attach() -> None:
+        tee = sub.view if isinstance(sub.view, _Tee) else _Tee(sub.view)
+        sub.view = tee
+        tee.add(sub, extra)
+
+    _loop.call(attach)
+    return extra
 
 
 class Dashboard:
     """Several subscriptions' views in a grid of `columns` columns; made by `dashboard()`."""
 
-    def __init__(self, subs: tuple[Subscription, ...], columns: int | None = None) -> None:
-        if not subs:
+    def __init__(self, items: tuple[Item, ...], columns: int | None = None) -> None:
+        if not items:
             raise TypeError("dashboard() wants at least one Subscription (from ssenb.watch)")
-        for sub in subs:
-            if not isinstance(sub, Subscription):
-                raise TypeError(f"dashboard() takes Subscriptions (from ssenb.watch), not {sub!r}")
+        subs: list[Subscription] = []
+        views: list[View] = []
+        for item in items:
+            pair: tuple[object, object] = (
+                (item[0], item[1]) if isinstance(item, tuple) and len(item) == 2 else (item, None)
+            )
+            sub, view = pair
+            if not isinstance(sub, Subscription) or not (
+                view is None or isinstance(view, str | View)
+            ):
+                wants = "Subscriptions (from ssenb.watch) or (sub, view) pairs"
+                raise TypeError(f"dashboard() takes {wants}, not {item!r}")
+            subs.append(sub)
+            views.append(sub.view if view is None else _extra(sub, view))
         if columns is not None and (not isinstance(columns, int) or columns < 1):
             raise ValueError(f"columns must be a positive int or None, not {columns!r}")
-        self.subs = subs
+        self.subs = tuple(subs)
+        self.views = views  # what each cell shows: the subscription's view, or an extra one
         self.columns = columns or min(len(subs), 3)
         self._done = threading.Event()
         self._board: _display.Board | None = None
         if _display.in_kernel():
-            frames = [_display.Frame(sub.view, on_stop=sub.stop) for sub in subs]
+            frames = [_display.Frame(v, on_stop=s.stop) for s, v in zip(subs, views, strict=True)]
             self._board = _display.Board(frames, self.columns)
         self._future = _loop.submit(self._render())
 
@@ -50,16 +124,24 @@ class Dashboard:
     def html(self) -> str:
         """Every view's HTML side by side (the static snapshot, safe without a kernel)."""
         cells = "".join(
-            f'<div style="min-width:0;overflow:hidden">{sub._snapshot()}</div>' for sub in self.subs
+            f'<div style="min-width:0;overflow:hidden">{self._html(sub, view)}</div>'
+            for sub, view in zip(self.subs, self.views, strict=True)
         )
         return (
             '<div class="ssenb-dashboard" style="display:grid;gap:12px;'
             f'grid-template-columns:repeat({self.columns},minmax(0,1fr))">{cells}</div>'
         )
 
+    @staticmethod
+    def _html(sub: Subscription, view: View) -> str:
+        if not sub.running or _loop.in_loop_thread():
+            return view.html()
+        markup: str = _loop.call(view.html)  # views render on the loop that feeds them
+        return markup
+
     def text(self) -> str:
         """One status line per view."""
-        return "\n".join(sub.view.text() for sub in self.subs)
+        return "\n".join(view.text() for view in self.views)
 
     def __repr__(self) -> str:
         return f"<Dashboard of {len(self.subs)} views: {', '.join(s.url for s in self.subs)}>"
@@ -122,12 +204,13 @@ class Dashboard:
             self._done.set()
 
 
-def dashboard(*subs: Subscription, columns: int | None = None) -> Dashboard:
+def dashboard(*items: Item, columns: int | None = None) -> Dashboard:
     """Show several subscriptions' live views side by side; returns the `Dashboard`.
 
     Args:
-        subs: subscriptions from `ssenb.watch(...)` (start them with `display=False` so each
-            view shows only here).
+        items: subscriptions from `ssenb.watch(...)` (start them with `display=False` so
+            each view shows only here), or `(sub, view)` for another view of the same
+            events: a view name ("log", "chart", ...) or a `ssenb.View`.
         columns: views per row (default: up to 3).
 
     Each view keeps its own message budget; the saved notebook holds every view's final
@@ -136,9 +219,12 @@ def dashboard(*subs: Subscription, columns: int | None = None) -> Dashboard:
     Example:
         ticks = ssenb.watch(f"{srv.url}/ticks?rate=50", view="chart", display=False)
         log = ssenb.watch(f"{srv.url}/stream?n=20", display=False)
-        ssenb.dashboard(ticks, log)
+        ssenb.dashboard(ticks, log, (ticks, "log"))  # the ticks also as a log
+
+    An extra view makes `sub.view` a stand-in that feeds both; `sub.view.current()` is
+    still the subscription's own view.
     """
-    board = Dashboard(subs, columns)
+    board = Dashboard(items, columns)
     if board._board is not None:
         _display.show(board)
     return board
