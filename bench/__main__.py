@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ("parser", "e2e", "fanout", "hub_redis", "data", "dataset", "widgets", "kernel")
+SCRIPTS = ("parser", "e2e", "fanout", "hub_redis", "data", "dataset", "widgets", "kernel", "chart")
 
 # (script, figure key, what, comparison, target)
 TARGETS: list[tuple[str, str, str, Callable[[float, float], bool], float]] = [
@@ -59,6 +59,7 @@ TARGETS: list[tuple[str, str, str, Callable[[float, float], bool], float]] = [
     ("widgets", "worst_messages_per_s", "widget messages/s per view (worst)", operator.le, 20),
     ("kernel", "events_per_s_watch", "watch() ingest in a kernel, ev/s", operator.ge, 500_000),
     ("kernel", "busy_p99_ms", "trivial cell p99 during that ingest (ms)", operator.le, 60),
+    ("chart", "ratio_chart_vs_no_view", "ingest with a live chart vs no view", operator.ge, 0.8),
 ]
 
 

@@ -33,7 +33,15 @@ if TYPE_CHECKING:  # pragma: no cover
     from ._status import status
     from .client import EventSource, RetryPolicy
     from .magics import load_ipython_extension, unload_ipython_extension
-    from .notebook import DataFrameBatcher, Subscription, View, collect, register_view, watch
+    from .notebook import (
+        DataFrameBatcher,
+        Subscription,
+        View,
+        collect,
+        dashboard,
+        register_view,
+        watch,
+    )
     from .recording import read_dataset, read_jsonl, record, replay, to_parquet
     from .server import EventStreamResponse, Hub, demo_app, serve
 
@@ -47,6 +55,7 @@ _LAZY: dict[str, str] = {
     "Subscription": "ssenb.notebook",
     "View": "ssenb.notebook",
     "collect": "ssenb.notebook",
+    "dashboard": "ssenb.notebook",
     "demo_app": "ssenb.server",
     "llm": "ssenb.llm",  # a namespace: the module itself
     "load_ipython_extension": "ssenb.magics",
@@ -85,6 +94,7 @@ __all__ = [
     "View",
     "__version__",
     "collect",
+    "dashboard",
     "demo_app",
     "encode",
     "encode_comment",

@@ -65,3 +65,10 @@ def test_private_modules_declare_their_exports() -> None:
         module = importlib.import_module(f"ssenb.{mod}")
         for name in module.__all__:
             assert getattr(ssenb, name) is getattr(module, name)
+
+
+def test_dashboard_is_public_and_lazy() -> None:
+    from ssenb.notebook._dashboard import dashboard
+
+    assert "dashboard" in ssenb.__all__
+    assert ssenb.dashboard is dashboard

@@ -86,6 +86,7 @@ class DataFrameBatcher:
         self._batches: list[pa.RecordBatch] = []
         self._parsed: list[bool] = []  # False: envelope only, data parsed when .df is read
         self._kept = 0
+        self._flushed = 0  # rows ever flushed (max_rows trims don't lower it): for `since`
         self._types: dict[str, pa.DataType] = {}
         self._frame: pd.DataFrame | None = None
 
@@ -182,6 +183,7 @@ class DataFrameBatcher:
         self._batches.append(batch)
         self._parsed.append(parsed)
         self._kept += batch.num_rows
+        self._flushed += batch.num_rows
         self._trim()
         self._frame = None
         return batch
@@ -274,6 +276,21 @@ class DataFrameBatcher:
             with self._lock:
                 schema = self._schema()
             callback(to_frame(pa.Table.from_batches([self._conformed(batch, schema)])))
+
+    def since(self, seen: int) -> tuple[int, list[pa.RecordBatch]]:
+        """The rows flushed after the first `seen` ever flushed, as Arrow batches (the
+        envelope columns, `data` raw; rows `max_rows` dropped are skipped), and the new count.
+        A live view takes new rows in bulk this way without making the batcher parse each
+        batch (`on_batch` does) or build a whole frame (`.df` does)."""
+        with self._lock:
+            pos, out = self._flushed, []
+            for batch in reversed(self._batches):
+                if pos <= seen:
+                    break
+                pos -= batch.num_rows
+                envelope = batch.select(range(len(_ENVELOPE_NAMES)))
+                out.append(envelope.slice(max(seen - pos, 0)))
+            return self._flushed, out[::-1]
 
     @property
     def df(self) -> pd.DataFrame:

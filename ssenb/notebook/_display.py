@@ -18,6 +18,7 @@ view ends (`finish`), every display of it is updated to the snapshot alone and t
 are closed: nbconvert (and so GitHub and nbviewer) shows the widget mimetype whenever its
 state is saved in the notebook, which needs the widget JavaScript from the network, so a
 finished view must not offer it. Live JupyterLab shows the same final snapshot in its place.
+`Board` lays several frames side by side for `ssenb.dashboard`, with the same end rule.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from ._view_base import View
 __all__ = [
     "MAX_MESSAGES_PER_SECOND",
     "WIDGET_MIMETYPE",
+    "Board",
     "Frame",
     "current_cell",
     "execution_count",
@@ -274,3 +276,76 @@ class Frame:
         self.next_at = now + gap * 1.01  # 1 % slack: clock jitter never fits an extra tick
         self.sent += sent
         return sent
+
+
+class Board:
+    """A dashboard's widgets: several views' `Frame`s side by side in one `GridBox`.
+
+    Each frame keeps its own budget (its own `tick`); the grid itself sends nothing after it
+    is shown. `finish` works like `Frame.finish`: every display becomes the static snapshot
+    (all views' final HTML side by side) and every widget is closed.
+    """
+
+    def __init__(self, frames: list[Frame], columns: int) -> None:
+        import ipywidgets as w
+
+        self.frames = frames
+        self.box = w.GridBox(
+            [frame.box for frame in frames],
+            layout=w.Layout(
+                grid_template_columns=f"repeat({columns}, minmax(0, 1fr))", grid_gap="12px"
+            ),
+        )
+        self.closed = False
+        self.handles: list[_Handle] = []
+        self.shown_in: int | None = None
+        self._lock = threading.Lock()
+
+    def bundle(self, plain: str, snapshot: str) -> dict[str, Any]:
+        """Live: the grid widget plus the static snapshot; once finished, the snapshot."""
+        static = {"text/html": snapshot, "text/plain": plain}
+        if self.closed:
+            return static
+        return {**self.box._repr_mimebundle_(), **static}
+
+    def show(self, bundle: Callable[[], dict[str, Any]], cell: int | None) -> None:
+        """Display once per cell, with a display id so the end can replace it."""
+        if cell is not None and cell == self.shown_in:
+            return
+        self.shown_in = cell
+        data = bundle()
+        with self._lock:
+            handle = _display(data, raw=True, display_id=True)
+            if handle is not None:
+                self.handles.append(handle)
+            missed = self.closed and WIDGET_MIMETYPE in data
+        if missed and handle is not None:
+            handle.update(bundle(), raw=True)
+
+    def resend(self, bundle: Callable[[], dict[str, Any]]) -> None:
+        """From the current cell: refresh every display (nbclient keeps only its messages)."""
+        with self._lock:
+            data = bundle()
+            for handle in self.handles:
+                handle.update(data, raw=True)
+
+    def finish(self, bundle: Callable[[], dict[str, Any]]) -> None:
+        """Every view ended (after each frame's final tick): snapshot in, widgets closed."""
+        with self._lock:
+            if self.closed:
+                return
+            self.closed = True
+            final = bundle()
+
+            def send() -> None:
+                for handle in self.handles:
+                    handle.update(final, raw=True)
+
+            _also_to_latest_request(send)
+            for frame in self.frames:
+                with frame._lock:
+                    frame.closed = True
+                    for widget in frame.widgets():
+                        widget.close()
+            self.box.layout.close()
+            self.box.close()

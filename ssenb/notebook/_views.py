@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from .._models import Event
 from ._view_base import View
+from ._view_chart import ChartView, match_chart
 from ._view_llm import TokenView, matches
 from ._view_log import LogView, TableView
 from ._view_progress import ProgressView, RateView
@@ -173,23 +174,21 @@ def _match_progress(url: str, events: Sequence[Event]) -> bool:
     return any(isinstance(v, dict) and "progress" in v for v in _values(events))
 
 
-def _match_rate(url: str, events: Sequence[Event]) -> bool:
-    if _path_ends(url, "/ticks"):
-        return True
-    return any(isinstance(v, dict) and {"t", "value"} <= set(v) for v in _values(events))
 
 
 def _match_table(url: str, events: Sequence[Event]) -> bool:
     return _path_ends(url, "/stream")
 
 
-# the built-ins, one line each ("log" and "table" are also the fallbacks; "chart" is kept free
-# for a chart view registered the same way)
+# the built-ins, one line each ("log" and "table" are also the fallbacks). The chart, for
+# `/ticks` and mostly numeric data, is asked last (priority -1): its rule is broad, so any
+# other view that claims a shape wins; the rate view (events/s) is chosen by name only.
 register_view("log", LogView)
 register_view("table", TableView, match=_match_table)
 register_view("progress", ProgressView, match=_match_progress)
 register_view("tokens", TokenView, match=matches)
-register_view("rate", RateView, match=_match_rate)
+register_view("rate", RateView)
+register_view("chart", ChartView, match=match_chart, priority=-1)
 
 
 class AutoView(View):

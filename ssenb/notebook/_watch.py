@@ -32,7 +32,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from typing import Any, Unpack
 
 from .. import _state
@@ -44,6 +44,7 @@ from ._batcher import DataFrameBatcher
 from ._display import Frame
 from ._ingest import Pacer, hold_gc
 from ._view_base import FINAL, View
+from ._view_chart import Panels, chart_view
 from ._views import make_view
 
 __all__ = ["Subscription", "watch"]
@@ -241,6 +242,8 @@ class Subscription:
         """Hand one read's events to the view at once; a failing view is logged only."""
         try:
             self.view.on_events(batch, time.monotonic())
+            if getattr(self.view.current(), "batcher", False) is None:  # a chart reads it
+                self.view.current().batcher = self._batcher  # type: ignore[attr-defined]
         except Exception:
             _log.exception("ssenb: view %s failed on %d events", self.view.kind, len(batch))
 
@@ -322,13 +325,17 @@ def watch(
     max_rows: int | None = None,
     display: bool | None = None,
     yield_every: float | None = YIELD_EVERY,
+    y: str | Sequence[str] | None = None,
+    x: str | None = None,
+    window: float | str | None = None,
+    panels: Panels | None = None,
     **source_kw: Unpack[SourceOptions],
 ) -> Subscription:
     """Consume `url` in the background and show it live; returns the `Subscription` at once.
 
     Args:
         view: "auto" (each registered view's `match` is asked, see `ssenb.register_view`),
-            a registered name ("log", "table", "tokens", "progress", "rate", or your own),
+            a registered name ("log", "table", "tokens", "progress", "chart", "rate", ...),
             or a `ssenb.View` instance (e.g. a `LogView(newest_first=True)`).
         record: a path to record every event to (JSONL appended and flushed at least every
             0.2 s, or a Parquet dataset folder; flushed on stop, error or interrupt), or an open
@@ -343,6 +350,7 @@ def watch(
             ingest the consumer pauses one GIL switch interval (`sys.getswitchinterval()`)
             so a cell runs at once. Lower: snappier cells; higher: faster ingest; None:
             never pause (cells then wait their turn while a fast stream is read).
+        y, x, window, panels: the chart view's columns, x column, rolling window and axes.
         source_kw: passed to `EventSource` (method, headers, json, reconnect, ...); an
             unknown keyword is a `TypeError` here, not a failure in the background.
 
@@ -360,7 +368,7 @@ def watch(
     _cells.stop_previous(cell)  # re-running a cell replaces the watches it started before
     sub = Subscription(
         url,
-        view=view,
+        view=chart_view(view, y, x, window, panels),
         record=record,
         record_format=record_format,
         batch_size=batch_size,
