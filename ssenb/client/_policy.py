@@ -274,6 +274,7 @@ class StreamPlan:
             self.guard.remember(self._head, first=True)
         if self._tail is not None and self._tail is not self._head:
             self.guard.remember(self._tail)
+        self._head = self._tail = None  # remembered: keep ids, not a read's worth of events
         # progress: the id moved on (not while a reconnection replays); or, on a stream without
         # ids, any event. On a stream with ids, id-less events alone (a hub's `error` event each
         # time, say) are no progress, so a server that only reports failure cannot keep the
@@ -340,6 +341,7 @@ class StreamPlan:
     def close(self) -> None:
         """The stream is over for good (close(), the done sentinel, 204, a raised error)."""
         self.parser.close()
+        self._head = self._tail = None  # no reconnection will be judged: drop the reads
         self.set_state("closed")
 
 

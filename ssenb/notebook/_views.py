@@ -212,7 +212,8 @@ class AutoView(View):
             self.inner.started = self.started
             self.inner.on_status(self.status, self.error)
         self.inner.on_events(events, now)
-        self.count = self.inner.count
+        self.count = self.inner.count  # the placeholder reports what its view counted
+        self.first_at, self.last_at = self.inner.first_at, self.inner.last_at
 
     def on_status(self, status: str, error: BaseException | None = None) -> None:
         super().on_status(status, error)
