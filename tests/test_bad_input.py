@@ -142,7 +142,6 @@ def _check_resumed_from_3(err: BaseException | None, origin: ScriptedOrigin) -> 
 
 
 def _check_resumed_from_e2(err: BaseException | None, origin: ScriptedOrigin) -> None:
-    """The resume sends the id's UTF-8 bytes (as browsers do), read here as Latin-1."""
     assert [r.last_event_id for r in origin.requests] == ["", "é2".encode().decode("latin-1")]
 
 
@@ -172,6 +171,7 @@ def _resumes(body: bytes, kw: dict[str, Any], check: Any = None, kept: Any = ())
 SLOW = {"retry_policy": RetryPolicy(initial=3.0, maximum=3.0, jitter=0.0)}
 CAPPED = {"retry_policy": replace(QUICK, max_server_retry=0.05)}  # caps any retry: at 50 ms
 E123 = ev(1) + ev(2) + ev(3)
+NON_ASCII = "id: é1\ndata: e1\n\nid: é2\ndata: e2\n\ndata: ha".encode()  # resumed as UTF-8
 BIG_ID = b"id: " + b"x" * (10 << 20) + b"\ndata: big\n\n"
 NUL_BYTES = b"id: 1\ndata: a\x00b\xff\xfe\xc3(\n\nid: 2\x00\ndata: c\xe2\x82\n\ndata: [DONE]\n\n"
 ROWS: dict[str, Row] = {
@@ -224,12 +224,8 @@ ROWS: dict[str, Row] = {
     "retry of 5,000 digits": _resumes(b"retry: " + b"9" * 5000 + b"\n\n" + E123, CAPPED),
     "retry: in a pending block": _resumes(E123 + b"retry: 10\n", SLOW, _check_quick_resume),
     "absurd retry in a pending block": _resumes(E123 + b"retry: 000" + b"9" * 30 + b"\n", CAPPED),
-    "a non-ASCII id": Row(
-        [raw("id: é1\ndata: e1\n\nid: é2\ndata: e2\n\ndata: ha".encode()), sse(3, 3)],
-        None,
-        [Event(data="e1", id="é1"), Event(data="e2", id="é2"), *_kept(3)],
-        check=_check_resumed_from_e2,
-    ),
+    "a non-ASCII id": Row([raw(NON_ASCII), sse(3, 3)], None, [Event(data="e1", id="é1"),
+                          Event(data="e2", id="é2"), *_kept(3)], check=_check_resumed_from_e2),
     "a 10 MB id": _resumes(E123 + BIG_ID, {}, kept=[Event(data="big", id="3")]),
     "never sends headers": Row(
         [sse(1, 3, cut=True), no_headers],
