@@ -14,6 +14,7 @@ import os
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import pytest
@@ -27,6 +28,13 @@ NOTEBOOK_BUDGET = 60.0
 RUNS = [("first", p) for p in NOTEBOOKS] + [("again", p) for p in reversed(NOTEBOOKS)]
 # Notebooks that still write next to themselves (owned by another change): checked once fixed.
 WRITES_OUTSIDE_SCRATCH = {"00_quickstart"}
+# Notebooks whose title, prerequisites and next link are still being edited by another change.
+LAYOUT_PENDING = {"00_quickstart", "05_heartbeat", "08_dataframes", "10_error_events", "12_hub"}
+
+
+def _read(path: Path) -> Any:
+    """A notebook as nbformat's node (nbformat has no type hints)."""
+    return nbformat.read(path, as_version=4)  # type: ignore[no-untyped-call]
 
 
 def test_there_are_tutorials() -> None:
@@ -35,7 +43,7 @@ def test_there_are_tutorials() -> None:
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_committed_without_outputs(path: Path) -> None:
-    nb = nbformat.read(path, as_version=4)
+    nb = _read(path)
     for cell in nb.cells:
         if cell.cell_type == "code":
             assert not cell.get("outputs"), f"{path.name}: a cell has outputs"
@@ -45,9 +53,34 @@ def test_committed_without_outputs(path: Path) -> None:
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_ends_with_an_assert_cell(path: Path) -> None:
-    nb = nbformat.read(path, as_version=4)
+    nb = _read(path)
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert any("assert " in c.source for c in code[-3:]), f"{path.name}: no final assert"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_numbered_title_prerequisites_and_next_link(path: Path) -> None:
+    if path.stem in LAYOUT_PENDING:
+        pytest.skip("title, prerequisites and next link are being edited by another change")
+    nb = _read(path)
+    first, last = nb.cells[0], nb.cells[-1]
+    assert first.cell_type == "markdown"
+    assert first.source.startswith(f"# {path.stem[:2]} · ")
+    assert "*Prerequisites:*" in first.source.split("\n\n")[1], "one line of prerequisites"
+    assert last.cell_type == "markdown"
+    assert last.source.startswith("**Next:** ")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_listed_alike_in_both_tutorial_lists(path: Path) -> None:
+    """notebooks/README.md and README's tutorial list name each notebook with the same line."""
+    ours = [ln for ln in (ROOT / "notebooks/README.md").read_text().splitlines()
+            if ln.startswith("- [") and f"]({path.name})" in ln]  # fmt: skip
+    top = [ln for ln in (ROOT / "README.md").read_text().splitlines()
+           if ln.startswith("- [") and f"](notebooks/{path.name})" in ln]  # fmt: skip
+    assert len(ours) == len(top) == 1, f"{path.name} must be listed once in each"
+    assert ours[0] == top[0].replace("(notebooks/", "("), "the two lists differ"
+    assert ours[0].startswith(f"- [{path.stem[:2]} · ")
 
 
 def _listening_ports(pid: int) -> set[int]:
@@ -103,7 +136,7 @@ def test_scratch_folder_is_ignored_by_git(path: Path) -> None:
 @pytest.mark.parametrize(("round_", "path"), RUNS, ids=[f"{r}-{p.stem}" for r, p in RUNS])
 def test_runs_top_to_bottom(round_: str, path: Path, shared_folder: Path) -> None:
     _requires(path)
-    nb = nbformat.read(path, as_version=4)
+    nb = _read(path)
     before = _files(shared_folder)
     client = NotebookClient(
         nb,
@@ -114,7 +147,8 @@ def test_runs_top_to_bottom(round_: str, path: Path, shared_folder: Path) -> Non
     )
     start = time.monotonic()
     with client.setup_kernel():
-        pid = client.km.provisioner.pid if client.km.provisioner else None
+        assert client.km is not None
+        pid = getattr(client.km.provisioner, "pid", None)
         assert pid is not None
         baseline = _listening_ports(pid)  # the kernel's own sockets (zmq channels and more)
         # raises CellExecutionError with the failing cell; the kernel stays ours to inspect
@@ -122,7 +156,7 @@ def test_runs_top_to_bottom(round_: str, path: Path, shared_folder: Path) -> Non
         # Everything the tutorial started must be stopped by its own last cell.
         leftover = _listening_ports(pid) - baseline
         assert not leftover, f"{path.name} left listening ports {leftover}"
-        check = nbformat.v4.new_code_cell(
+        check = nbformat.v4.new_code_cell(  # type: ignore[no-untyped-call]
             "import threading; print(sorted(t.name for t in threading.enumerate()"
             " if t.name.startswith('ssenb')))"
         )
