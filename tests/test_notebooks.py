@@ -1,8 +1,11 @@
 """Every tutorial notebook runs top to bottom in a real kernel, fast, and cleans up after itself.
 
-Notebooks are committed without outputs; each is executed here by nbclient in a fresh kernel
-(cwd: a scratch folder, so recordings never land in the repo), with a per-cell timeout and a
-whole-notebook bound, and must leave no kernel process, server thread or listening port behind.
+Notebooks are committed without outputs. They are executed here by nbclient as a person meets
+them: all of them in ONE shared copy of the `notebooks/` folder, each in a fresh kernel, then all
+of them again in reverse order (Restart & Run All, in any order, must always work). Each writes
+only into its own `_scratch/NN/` folder, which it recreates at its start; each has a per-cell
+timeout and a whole-notebook bound, and must leave no kernel process, server thread or listening
+port behind.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import os
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import pytest
@@ -20,6 +24,17 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 CELL_TIMEOUT = 60
 NOTEBOOK_BUDGET = 60.0
+# (round, notebook): every notebook, then every notebook again in reverse order, in one folder
+RUNS = [("first", p) for p in NOTEBOOKS] + [("again", p) for p in reversed(NOTEBOOKS)]
+# Notebooks that still write next to themselves (owned by another change): checked once fixed.
+WRITES_OUTSIDE_SCRATCH = {"00_quickstart"}
+# Notebooks whose title, prerequisites and next link are still being edited by another change.
+LAYOUT_PENDING = {"00_quickstart", "05_heartbeat", "08_dataframes", "10_error_events", "12_hub"}
+
+
+def _read(path: Path) -> Any:
+    """A notebook as nbformat's node (nbformat has no type hints)."""
+    return nbformat.read(path, as_version=4)  # type: ignore[no-untyped-call]
 
 
 def test_there_are_tutorials() -> None:
@@ -28,7 +43,7 @@ def test_there_are_tutorials() -> None:
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_committed_without_outputs(path: Path) -> None:
-    nb = nbformat.read(path, as_version=4)
+    nb = _read(path)
     for cell in nb.cells:
         if cell.cell_type == "code":
             assert not cell.get("outputs"), f"{path.name}: a cell has outputs"
@@ -38,9 +53,34 @@ def test_committed_without_outputs(path: Path) -> None:
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_ends_with_an_assert_cell(path: Path) -> None:
-    nb = nbformat.read(path, as_version=4)
+    nb = _read(path)
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert any("assert " in c.source for c in code[-3:]), f"{path.name}: no final assert"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_numbered_title_prerequisites_and_next_link(path: Path) -> None:
+    if path.stem in LAYOUT_PENDING:
+        pytest.skip("title, prerequisites and next link are being edited by another change")
+    nb = _read(path)
+    first, last = nb.cells[0], nb.cells[-1]
+    assert first.cell_type == "markdown"
+    assert first.source.startswith(f"# {path.stem[:2]} · ")
+    assert "*Prerequisites:*" in first.source.split("\n\n")[1], "one line of prerequisites"
+    assert last.cell_type == "markdown"
+    assert last.source.startswith("**Next:** ")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_listed_alike_in_both_tutorial_lists(path: Path) -> None:
+    """notebooks/README.md and README's tutorial list name each notebook with the same line."""
+    ours = [ln for ln in (ROOT / "notebooks/README.md").read_text().splitlines()
+            if ln.startswith("- [") and f"]({path.name})" in ln]  # fmt: skip
+    top = [ln for ln in (ROOT / "README.md").read_text().splitlines()
+           if ln.startswith("- [") and f"](notebooks/{path.name})" in ln]  # fmt: skip
+    assert len(ours) == len(top) == 1, f"{path.name} must be listed once in each"
+    assert ours[0] == top[0].replace("(notebooks/", "("), "the two lists differ"
+    assert ours[0].startswith(f"- [{path.stem[:2]} · ")
 
 
 def _listening_ports(pid: int) -> set[int]:
@@ -72,22 +112,43 @@ def _requires(path: Path) -> None:
         pytest.skip("needs redis-server on PATH or REDIS_URL")
 
 
+@pytest.fixture(scope="module")
+def shared_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One copy of `notebooks/` that every run of the module executes in, as a user's folder."""
+    folder = tmp_path_factory.mktemp("shared") / "notebooks"
+    ignore = shutil.ignore_patterns("_scratch", ".ipynb_checkpoints")
+    shutil.copytree(ROOT / "notebooks", folder, ignore=ignore)
+    return folder
+
+
+def _files(folder: Path) -> set[str]:
+    return {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_scratch_folder_is_ignored_by_git(path: Path) -> None:
+    ignored = (ROOT / ".gitignore").read_text().splitlines()
+    assert "notebooks/_scratch/" in ignored
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(180)
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_runs_top_to_bottom(path: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("round_", "path"), RUNS, ids=[f"{r}-{p.stem}" for r, p in RUNS])
+def test_runs_top_to_bottom(round_: str, path: Path, shared_folder: Path) -> None:
     _requires(path)
-    nb = nbformat.read(path, as_version=4)
+    nb = _read(path)
+    before = _files(shared_folder)
     client = NotebookClient(
         nb,
         timeout=CELL_TIMEOUT,
         kernel_name="python3",
-        resources={"metadata": {"path": str(tmp_path)}},
+        resources={"metadata": {"path": str(shared_folder)}},
         store_widget_state=True,
     )
     start = time.monotonic()
     with client.setup_kernel():
-        pid = client.km.provisioner.pid if client.km.provisioner else None
+        assert client.km is not None
+        pid = getattr(client.km.provisioner, "pid", None)
         assert pid is not None
         baseline = _listening_ports(pid)  # the kernel's own sockets (zmq channels and more)
         # raises CellExecutionError with the failing cell; the kernel stays ours to inspect
@@ -95,7 +156,7 @@ def test_runs_top_to_bottom(path: Path, tmp_path: Path) -> None:
         # Everything the tutorial started must be stopped by its own last cell.
         leftover = _listening_ports(pid) - baseline
         assert not leftover, f"{path.name} left listening ports {leftover}"
-        check = nbformat.v4.new_code_cell(
+        check = nbformat.v4.new_code_cell(  # type: ignore[no-untyped-call]
             "import threading; print(sorted(t.name for t in threading.enumerate()"
             " if t.name.startswith('ssenb')))"
         )
@@ -104,6 +165,11 @@ def test_runs_top_to_bottom(path: Path, tmp_path: Path) -> None:
         assert check.outputs[0]["text"].strip() == "[]", check.outputs
     elapsed = time.monotonic() - start
     assert elapsed < NOTEBOOK_BUDGET * 2, f"{path.name} took {elapsed:.1f} s"
+    # Everything it wrote is under its own scratch folder (what was there before may be gone).
+    mine = f"_scratch/{path.stem[:2]}/"
+    strays = sorted(f for f in _files(shared_folder) - before if not f.startswith(mine))
+    if path.stem not in WRITES_OUTSIDE_SCRATCH:
+        assert not strays, f"{path.name} wrote outside {mine}: {strays}"
     # the kernel process is gone after setup_kernel's shutdown
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and os.path.exists(f"/proc/{pid}"):
