@@ -24,7 +24,7 @@ from starlette.routing import Route
 import ssenb
 from ssenb import Event, EventParser, Hub
 from ssenb.server import ServerHandle
-from ssenb.server._hub import DROP_GRACE
+from ssenb.server.hub import DROP_GRACE
 
 
 def _serve(hub: Hub, heartbeat: float | None = 15.0) -> ServerHandle:
@@ -76,7 +76,7 @@ def subscribed(url: str, last_event_id: str | None = None) -> Iterator[Reader]:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"backend": "redis"}, "backend 'redis' is not available"),
+        ({"backend": "kafka://127.0.0.1:9092"}, "backend 'kafka://127.0.0.1:9092' is not avail"),
         ({"buffer": -1}, "buffer >= 0"),
         ({"queue": 0}, "queue >= 1"),
         ({"start": 0}, "start must be"),

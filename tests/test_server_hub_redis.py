@@ -17,7 +17,7 @@ import orjson
 import pytest
 import redis
 from _apps import wait_until
-from _redis import RedisProc, own_redis, redis_server, require_redis_server, serve_process
+from _redis import RedisProc, own_redis, redis_server, require_redis_server, serve_process, store
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -26,7 +26,8 @@ from starlette.routing import Route
 import ssenb
 from ssenb import Event, EventParser, Hub
 from ssenb.server import ServerHandle
-from ssenb.server._hub_redis import RedisHub
+from ssenb.server.hub import MemoryBackend
+from ssenb.server.hub._redis import RedisBackend
 
 __all__ = ["own_redis", "redis_server"]  # fixtures
 
@@ -64,9 +65,10 @@ def _events(url: str, last_event_id: str | None = None, *, until: Any) -> list[E
 )
 def test_backend_selects_the_class(url: str, backend_kind: str) -> None:
     hub = Hub(backend=url)
-    assert isinstance(hub, RedisHub if backend_kind == "redis" else Hub)
-    if isinstance(hub, RedisHub):
-        assert hub.stream == "x"
+    assert isinstance(hub, Hub)
+    assert isinstance(hub.store, RedisBackend if backend_kind == "redis" else MemoryBackend)
+    if isinstance(hub.store, RedisBackend):
+        assert hub.store.stream == "x"
 
 
 def test_start_does_not_apply_to_redis() -> None:
@@ -97,7 +99,7 @@ def test_ids_are_redis_stream_ids(redis_server: RedisProc, item: Any, wire: str)
         return [eid.encode(), *got]
 
     eid, *got = asyncio.run(run())
-    stored = hub._sync.xrange(hub.stream)
+    stored = store(hub).client.xrange(store(hub).stream)
     assert [e for e, _ in stored] == [eid]
     assert got == [wire.format(id=eid.decode()).encode()]
     hub.close()
@@ -108,7 +110,7 @@ def test_publish_many_returns_every_id_in_stream_order(redis_server: RedisProc, 
     hub = redis_server.hub(buffer=100_000)
     events = [Event(event="e" if i % 2 else "message", data=str(i)) for i in range(n)]
     ids = hub.publish_many(events)
-    stored = hub._sync.xrange(hub.stream)
+    stored = store(hub).client.xrange(store(hub).stream)
     assert ids == [eid.decode() for eid, _ in stored]
     assert [fields[b"d"].decode() for _, fields in stored] == [str(i) for i in range(n)]
     assert [fields.get(b"e") for _, fields in stored][:2] == [None, b"e"][: min(n, 2)]
@@ -143,7 +145,7 @@ def test_a_publish_redis_does_not_take_raises_a_typed_error(own_redis: RedisProc
     err = info.value
     assert isinstance(err, ssenb.SSEError)
     assert isinstance(err, ConnectionError)
-    assert hub.stream in err.message
+    assert store(hub).stream in err.message
     assert "nothing stored" in err.message
     assert (err.added, err.last_event_id) == ([], "")
     assert isinstance(err.__cause__, redis.RedisError)
@@ -175,7 +177,7 @@ def test_resume_that_cannot_be_exact_gets_a_gap_event(
 ) -> None:
     hub = redis_server.hub(buffer=100, queue=10)
     ids = hub.publish_many([str(i) for i in range(1000)])  # MAXLEN ~ 100 trims the oldest
-    held = hub._sync.xlen(hub.stream)
+    held = store(hub).client.xlen(store(hub).stream)
     assert held < 1000
     last = ids[0] if resume == "trimmed" else resume
     with _serve(hub) as handle:

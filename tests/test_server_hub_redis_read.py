@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from _redis import RedisProc, redis_server, require_redis_server, serve_process
+from _redis import RedisProc, redis_server, require_redis_server, serve_process, store
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -22,8 +22,7 @@ from starlette.routing import Route
 
 import ssenb
 from ssenb import EventParser, Hub
-from ssenb.server._hub_redis import _POOL
-from ssenb.server._hub_redis_read import RedisSubscription, _Tail
+from ssenb.server.hub._redis_read import POOL, RedisSubscription, _Tail
 
 __all__ = ["redis_server"]  # fixture
 
@@ -32,7 +31,8 @@ require_redis_server()
 
 def _connections(hub: Any) -> int:
     """Redis connections of `hub`'s stream, from every process (they carry its name)."""
-    return sum(c.get("name") == hub._name for c in hub._sync.client_list())
+    backend = store(hub)
+    return sum(c.get("name") == backend.client_name for c in backend.client.client_list())
 
 
 def _data(chunks: list[bytes]) -> list[str]:
@@ -62,11 +62,11 @@ def test_a_subscriber_joins_the_tail_only_without_a_hole(
 
     async def run() -> tuple[bool, Any, list[bytes]]:
         loop = asyncio.get_running_loop()
-        tail = _Tail(hub, loop)
+        tail = _Tail(store(hub).reader, loop)
         tail.task = loop.create_future()  # running (no read: the state is set by hand)
         tail.cursor = "5-3"
         tail.last = ("5-0", ["5-1", "5-2", "5-3"], [b"a", b"b", b"c"])
-        sub = RedisSubscription(hub, None)
+        sub = RedisSubscription(store(hub).reader, None)
         sub._cursor = cursor
         joined = tail.attach(sub)
         tail.task.cancel()
@@ -86,7 +86,7 @@ def test_subscribers_in_one_process_share_one_blocking_read(redis_server: RedisP
         firsts = [asyncio.ensure_future(anext(s)) for s in subs]
         await asyncio.sleep(0.5)  # all live on the tail
         clients = _connections(hub)
-        assert clients <= _POOL + 2, f"{clients} Redis connections for {n} subscribers"
+        assert clients <= POOL + 2, f"{clients} Redis connections for {n} subscribers"
         await asyncio.to_thread(hub.publish_many, ["a", "b", "c"])
         got = await asyncio.wait_for(asyncio.gather(*firsts), 10)
         for chunks, sub in zip(got, subs, strict=True):
@@ -252,5 +252,5 @@ def test_a_thousand_subscribers_across_two_processes_each_get_everything_once(
     publisher.close()
     wrong = [i for i, g in enumerate(got) if g != ids]
     assert not wrong, f"{len(wrong)} of {n} subscribers lost or repeated events"
-    assert connections <= 2 * (_POOL + 1) + 2, f"{connections} Redis connections for {n}"
+    assert connections <= 2 * (POOL + 1) + 2, f"{connections} Redis connections for {n}"
     print(f"{n} subscribers x {events} events across 2 processes in {seconds:.2f} s")
