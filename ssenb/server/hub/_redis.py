@@ -20,7 +20,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import redis
 
@@ -55,7 +55,9 @@ def split_url(url: str) -> tuple[str, str]:
     query = parse_qsl(parts.query)
     stream = next((v for k, v in query if k == "stream"), DEFAULT_STREAM)
     rest = urlencode([(k, v) for k, v in query if k != "stream"])
-    return urlunsplit(parts._replace(query=rest)), stream
+    # by hand, not urlunsplit: that drops the // of unix:///path (no host), which redis refuses
+    client_url = f"{parts.scheme}://{parts.netloc}{parts.path}" + (f"?{rest}" if rest else "")
+    return client_url, stream
 
 
 class RedisBackend(HubBackend):
