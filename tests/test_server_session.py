@@ -142,14 +142,21 @@ def test_a_response_of_ones_own_ends_cleanly_with_the_final_chunk(
     assert ENDS[-1] == "done"
 
 
-def test_the_idle_wait_returns_true_when_only_the_heartbeat_fired() -> None:
-    async def run() -> tuple[bool, bool]:
+def test_the_idle_wait_gives_true_only_when_the_heartbeat_is_due() -> None:
+    async def run() -> list[Any]:
         loop = asyncio.get_running_loop()
-        session = StreamSession(loop, heartbeat=0.01)
+        session = StreamSession(loop, heartbeat=0.05)
+        started = loop.time()
         idle = await session.wait(loop.create_future())
+        waited = loop.time() - started
         news = loop.create_future()
-        loop.call_soon(news.set_result, None)
-        return idle, await session.wait(news)
+        loop.call_soon(news.set_result, None)  # data before the heartbeat is due
+        got = await session.wait(news)
+        pending = session.wait(loop.create_future())
+        loop.call_soon(session.finish, "done")  # a wait ended by the end of the stream
+        ended = await pending
+        session.close()
+        return [idle, 0.04 <= waited < 5 * 0.05, got, ended]
 
-    assert asyncio.run(run()) == (True, False)
+    assert asyncio.run(run()) == [True, True, None, False]  # only a heartbeat gives True
     assert PING == b": ping\n"  # a comment line: no event, no id

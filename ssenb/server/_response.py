@@ -283,5 +283,5 @@ async def _send_all(send: Send, pipe: _Pipe) -> None:
             await send({"type": "http.response.body", "body": body, "more_body": True})
             continue
         idle = await pipe.wait(loop.create_future())
-        if idle and not pipe.chunks and pipe.end is None:
+        if idle is True and not pipe.chunks and pipe.end is None:
             await send({"type": "http.response.body", "body": PING, "more_body": True})

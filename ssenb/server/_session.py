@@ -3,9 +3,11 @@
 `SessionResponse.__call__` opens a `StreamSession` around a response body: while it is open
 the session is registered as live on its loop (so `stop_streams(loop)` ends it at server stop
 and `open_streams(loop)` counts it for status), a listener task turns the client's
-`http.disconnect` into the end `"disconnect"`, and `wait(waiter)` is the idle wait: it returns
-once `waiter` is settled (new data, an end) or, after `heartbeat` seconds of nothing, with True
-so the caller writes a `: ping` comment. After the body, the response ends cleanly with the
+`http.disconnect` into the end `"disconnect"`, and `wait(waiter)` is the idle wait: `waiter`
+is settled by new data or an end, or, after `heartbeat` seconds of nothing, with True so the
+caller writes a `: ping` comment. One heartbeat timer per session, re-armed only
+when it fires, checks the idle time: a wait costs no timer of its own (a busy stream waits
+once per write). After the body, the response ends cleanly with the
 final empty chunk, or, when a producer raised `AbortConnection`, cuts the connection.
 
 `EventStreamResponse` (producer pipe, `_response.py`) and the hub's response
@@ -66,13 +68,15 @@ class StreamSession:
         self.end: str | None = None
         self.error: BaseException | None = None
         self.waiter: asyncio.Future[Any] | None = None
+        self._idle_since = 0.0  # loop time the current wait began
+        self._beat: asyncio.TimerHandle | None = None
         self._listener: asyncio.Task[None] | None = None
 
-    def wake(self, heartbeat: bool = False) -> None:
-        """Settle the future `wait()` is waiting on (with `heartbeat`), if any."""
+    def wake(self) -> None:
+        """Settle the future the sender waits on (with False: not a heartbeat), if any."""
         waiter = self.waiter
         if waiter is not None and not waiter.done():
-            waiter.set_result(heartbeat)
+            waiter.set_result(False)
 
     def finish(self, end: str, error: BaseException | None = None) -> None:
         """End the stream (the first reason given wins) and wake the sender."""
@@ -80,18 +84,32 @@ class StreamSession:
             self.end, self.error = end, error
         self.wake()
 
-    async def wait(self, waiter: asyncio.Future[Any]) -> bool:
-        """Wait for `waiter` (settled by whoever has data, or by `finish()`); True when the
-        heartbeat interval passed first (`waiter` is then settled with True)."""
+    def wait(self, waiter: asyncio.Future[Any]) -> asyncio.Future[Any]:
+        """Arm the idle wait on `waiter` (a future whoever has data settles, as `finish()`
+        does) and return it to await: it is settled with True when `heartbeat` seconds
+        pass first."""
         self.waiter = waiter
-        heartbeat = self.heartbeat
-        timer = self.loop.call_later(heartbeat, self.wake, True) if heartbeat else None
-        try:
-            return (await waiter) is True
-        finally:
-            self.waiter = None
-            if timer is not None:
-                timer.cancel()
+        if self.heartbeat:
+            self._idle_since = now = self.loop.time()
+            if self._beat is None:
+                self._beat = self.loop.call_at(now + self.heartbeat, self._check)
+        return waiter
+
+    def _check(self) -> None:
+        # the heartbeat timer: ping a stream idle for `heartbeat` s, else look again when due
+        assert self.heartbeat
+        self._beat = None
+        if self.end is not None:
+            return
+        waiter, loop = self.waiter, self.loop
+        if waiter is None or waiter.done():  # busy writing: look again a heartbeat later
+            self._beat = loop.call_later(self.heartbeat, self._check)
+            return
+        due = self._idle_since + self.heartbeat
+        if loop.time() >= due - 0.001:
+            waiter.set_result(True)  # the next wait() arms the timer again
+        else:
+            self._beat = loop.call_at(due, self._check)
 
     def open(self, receive: Receive) -> None:
         """Register as live (ended at once when the loop's server is stopping) and listen for
@@ -108,6 +126,9 @@ class StreamSession:
         if live is not None:
             live.discard(self)
         self.finish("disconnect")
+        if self._beat is not None:
+            self._beat.cancel()
+            self._beat = None
         if self._listener is not None:
             self._listener.cancel()
 

@@ -74,5 +74,5 @@ async def _serve(send: Send, session: StreamSession, sub: HubSubscription) -> No
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
             continue
         assert sub.waiter is not None  # armed by poll(); a publish, close, stop or hang-up sets it
-        if await session.wait(sub.waiter) and session.end is None:
+        if await session.wait(sub.waiter) is True and session.end is None:
             await send({"type": "http.response.body", "body": PING, "more_body": True})
