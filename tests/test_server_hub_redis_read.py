@@ -158,9 +158,14 @@ async def _subscriber(base: str, last_id: str, until: int, ids: list[str]) -> No
     try:
         head = await reader.readuntil(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 200"), head
-        parser = EventParser()
+        parser, controls = EventParser(), []
         while len(ids) < until and (chunk := await reader.read(65536)):
-            ids.extend(e.id for e in parser.feed(chunk) if e.id)
+            for event in parser.feed(chunk):
+                if event.id:
+                    ids.append(event.id)
+                else:
+                    controls.append(event.data)
+        assert len(ids) >= until, f"the stream ended after {len(ids)} ids: {controls}"
     finally:
         writer.close()
 

@@ -49,7 +49,8 @@ class RedisReader:
 
     `count` is the most entries one `XREAD` takes (the hub's `queue`). Each event loop gets
     its own async client (a pool of `POOL` connections, no retry: a restarted Redis must
-    surface, not be papered over) and its own `_Tail`.
+    surface, not be papered over; a busy pool is waited for, since every call on a held
+    connection ends within its socket timeout) and its own `_Tail`.
     """
 
     def __init__(self, client_url: str, stream: str, *, count: int, name: str) -> None:
@@ -85,7 +86,7 @@ class RedisReader:
             client = self._clients.get(loop)
             if client is None:
                 pool = aredis.BlockingConnectionPool.from_url(
-                    self._client_url, max_connections=POOL, timeout=30,
+                    self._client_url, max_connections=POOL, timeout=None,
                     retry=Retry(NoBackoff(), 0), client_name=self._name,
                     socket_timeout=BLOCK_MS / 1000 + TIMEOUT, socket_connect_timeout=TIMEOUT,
                 )  # fmt: skip
