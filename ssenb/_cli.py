@@ -110,18 +110,17 @@ def _serve(
 
 def _hub_app(url: str) -> object:
     """The demo app with `/hub` on the Redis stream at `url` (checked with a PING)."""
-    import redis
-
+    from ._errors import SSEHubUnavailable
+    from .server import Hub
     from .server._demo import demo_app
-    from .server._hub import Hub
 
     app = demo_app()
     hub = Hub(backend=url)
     if hub.backend == "memory":
         raise ValueError(f"--hub takes a redis:// URL, not {url.split('@')[-1]!r}")
     try:
-        hub._sync.ping()
-    except redis.RedisError as exc:
+        hub.ping()
+    except SSEHubUnavailable as exc:
         raise RuntimeError(f"Redis at {hub.url} does not answer: {exc}") from exc
     app.state.hub = hub
     return app

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from ssenb import Hub
-from ssenb.server._hub_redis import RedisHub
+from ssenb.server.hub._redis import RedisBackend
 
 REDIS_SERVER = shutil.which("redis-server")
 
@@ -51,10 +51,10 @@ class RedisProc:
         stream = stream or f"t-{uuid.uuid4().hex[:8]}"
         return f"redis://127.0.0.1:{self.port}/0?stream={stream}"
 
-    def hub(self, **kwargs: Any) -> RedisHub:
+    def hub(self, **kwargs: Any) -> Hub:
         """A `Hub` on a fresh stream of this server."""
         hub = Hub(backend=self.url(), **kwargs)
-        assert isinstance(hub, RedisHub)
+        assert isinstance(hub.store, RedisBackend)
         return hub
 
     def start(self) -> None:
@@ -97,6 +97,13 @@ def own_redis(tmp_path: Path) -> Iterator[RedisProc]:
         yield server
     finally:
         server.stop()
+
+
+def store(hub: Hub) -> RedisBackend:
+    """The Redis backend of `hub` (its stream, its sync client, its reader)."""
+    backend = hub.store
+    assert isinstance(backend, RedisBackend)
+    return backend
 
 
 @contextmanager

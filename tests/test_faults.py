@@ -224,7 +224,6 @@ def _hub_after_300_events(
 ) -> Iterator[tuple[FaultProxy, HubOrigin, Iterator[Event], list[Event]]]:
     """A hub behind a fault proxy, and a client that has read its first 300 events: yields
     (proxy, origin, the client's event iterator, the events read so far)."""
-    pytest.importorskip("ssenb.server._hub")
     proxy = loop.run(FaultProxy(0).start())
     origin = HubOrigin(run_asgi, on_port=lambda port: setattr(proxy, "upstream", port)).start()
     got: list[Event] = []

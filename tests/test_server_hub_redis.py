@@ -1,13 +1,14 @@
 """The Redis hub backend against a real `redis-server` on a free loopback port: ids are stream
-ids, exact resume (also on another server process), gap events, a Redis restart surfaced to
-the client.
+ids in stream order, batched publishing, the password never shown, a publish Redis does not
+take as a typed error, exact resume on another server process, a Redis restart surfaced to
+the client. What every backend does (resume, gap, order, fan-out, stop, stats) is
+tests/test_hub_contract.py.
 
 Skipped when `redis-server` is not installed, except on CI (`CI` set), where that fails.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from typing import Any
@@ -17,27 +18,20 @@ import orjson
 import pytest
 import redis
 from _apps import wait_until
-from _redis import RedisProc, own_redis, redis_server, require_redis_server, serve_process
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
+from _hubs import serve_hub
+from _redis import RedisProc, own_redis, redis_server, require_redis_server, serve_process, store
 
 import ssenb
 from ssenb import Event, EventParser, Hub
 from ssenb.server import ServerHandle
-from ssenb.server._hub_redis import RedisHub
 
 __all__ = ["own_redis", "redis_server"]  # fixtures
 
 require_redis_server()
 
 
-def _serve(hub: Any) -> ServerHandle:
-    async def endpoint(request: Request) -> Response:
-        return hub.response(request, heartbeat=0.5)
-
-    return ssenb.serve(Starlette(routes=[Route("/hub", endpoint)]), name=f"rh-{uuid.uuid4()}")
+def _serve(hub: Hub) -> ServerHandle:
+    return serve_hub(hub, heartbeat=0.5)
 
 
 def _events(url: str, last_event_id: str | None = None, *, until: Any) -> list[Event]:
@@ -57,50 +51,9 @@ def _events(url: str, last_event_id: str | None = None, *, until: Any) -> list[E
 # -- the backend ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("url", "backend_kind"),
-    [("memory", "memory"), ("redis://127.0.0.1:1/0?stream=x", "redis")],
-    ids=["memory-stays-default", "redis-url-dispatches"],
-)
-def test_backend_selects_the_class(url: str, backend_kind: str) -> None:
-    hub = Hub(backend=url)
-    assert isinstance(hub, RedisHub if backend_kind == "redis" else Hub)
-    if isinstance(hub, RedisHub):
-        assert hub.stream == "x"
-
-
 def test_start_does_not_apply_to_redis() -> None:
     with pytest.raises(ValueError, match="start does not apply"):
         Hub(backend="redis://127.0.0.1:1/0", start=1)
-
-
-@pytest.mark.parametrize(
-    ("item", "wire"),
-    [
-        ("plain text", "id: {id}\ndata: plain text\n\n"),
-        ({"x": 1}, 'id: {id}\ndata: {{"x":1}}\n\n'),
-        ({"event": "note", "data": "hi"}, "event: note\nid: {id}\ndata: hi\n\n"),
-        (Event(data="two\nlines"), "id: {id}\ndata: two\ndata: lines\n\n"),
-        (Event(data="r", retry=250), "id: {id}\nretry: 250\ndata: r\n\n"),
-    ],
-    ids=["str-is-data", "dict-is-json", "event-type", "multiline", "retry"],
-)
-def test_ids_are_redis_stream_ids(redis_server: RedisProc, item: Any, wire: str) -> None:
-    hub = redis_server.hub()
-
-    async def run() -> list[bytes]:
-        sub = hub.subscribe()
-        first = asyncio.ensure_future(anext(sub))
-        await asyncio.sleep(0.2)  # the XREAD is blocking
-        eid = await asyncio.to_thread(hub.publish, item)
-        got = await asyncio.wait_for(first, 5)
-        return [eid.encode(), *got]
-
-    eid, *got = asyncio.run(run())
-    stored = hub._sync.xrange(hub.stream)
-    assert [e for e, _ in stored] == [eid]
-    assert got == [wire.format(id=eid.decode()).encode()]
-    hub.close()
 
 
 @pytest.mark.parametrize("n", [1, 999, 2_500], ids=["one", "one-call", "three-calls"])
@@ -108,7 +61,7 @@ def test_publish_many_returns_every_id_in_stream_order(redis_server: RedisProc, 
     hub = redis_server.hub(buffer=100_000)
     events = [Event(event="e" if i % 2 else "message", data=str(i)) for i in range(n)]
     ids = hub.publish_many(events)
-    stored = hub._sync.xrange(hub.stream)
+    stored = store(hub).client.xrange(store(hub).stream)
     assert ids == [eid.decode() for eid, _ in stored]
     assert [fields[b"d"].decode() for _, fields in stored] == [str(i) for i in range(n)]
     assert [fields.get(b"e") for _, fields in stored][:2] == [None, b"e"][: min(n, 2)]
@@ -143,7 +96,7 @@ def test_a_publish_redis_does_not_take_raises_a_typed_error(own_redis: RedisProc
     err = info.value
     assert isinstance(err, ssenb.SSEError)
     assert isinstance(err, ConnectionError)
-    assert hub.stream in err.message
+    assert store(hub).stream in err.message
     assert "nothing stored" in err.message
     assert (err.added, err.last_event_id) == ([], "")
     assert isinstance(err.__cause__, redis.RedisError)
@@ -152,58 +105,6 @@ def test_a_publish_redis_does_not_take_raises_a_typed_error(own_redis: RedisProc
     own_redis.start()
     assert hub.publish("again") > first  # the same hub goes on once Redis is back
     hub.close()
-
-
-def test_served_stream_resumes_exactly_with_last_event_id(redis_server: RedisProc) -> None:
-    hub = redis_server.hub()
-    ids = hub.publish_many([f"e{i}" for i in range(10)])
-    with _serve(hub) as handle:
-        url = handle.url + "/hub"
-        got = _events(url, ids[3], until=lambda ev: ev and ev[-1].id == ids[-1])
-    assert [e.id for e in got] == ids[4:]
-    assert [e.data for e in got] == [f"e{i}" for i in range(4, 10)]
-    hub.close()
-
-
-@pytest.mark.parametrize(
-    ("resume", "reason"),
-    [("trimmed", "evicted"), ("not-an-id", "unknown"), ("99999999999999-0", "unknown")],
-    ids=["older-than-the-stream", "not-a-stream-id", "newer-than-the-stream"],
-)
-def test_resume_that_cannot_be_exact_gets_a_gap_event(
-    redis_server: RedisProc, resume: str, reason: str
-) -> None:
-    hub = redis_server.hub(buffer=100, queue=10)
-    ids = hub.publish_many([str(i) for i in range(1000)])  # MAXLEN ~ 100 trims the oldest
-    held = hub._sync.xlen(hub.stream)
-    assert held < 1000
-    last = ids[0] if resume == "trimmed" else resume
-    with _serve(hub) as handle:
-        got = _events(handle.url + "/hub", last, until=lambda ev: ev and ev[-1].id == ids[-1])
-    gap = orjson.loads(got[0].data)
-    assert (got[0].event, got[0].id, gap["reason"], gap["last_event_id"]) == (
-        "gap", "", reason, last,
-    )  # fmt: skip
-    assert [e.id for e in got[1:]] == ids[-held:]  # then everything held, nothing twice
-    hub.close()
-
-
-def test_close_ends_subscribers_and_refuses_publishing(redis_server: RedisProc) -> None:
-    hub = redis_server.hub()
-
-    async def run() -> list[list[bytes]]:
-        sub = hub.subscribe()
-        pending = asyncio.ensure_future(anext(sub))
-        await asyncio.sleep(0.2)
-        hub.close()
-        with pytest.raises(StopAsyncIteration):
-            await asyncio.wait_for(pending, 5)
-        return []
-
-    asyncio.run(run())
-    with pytest.raises(RuntimeError, match="closed"):
-        hub.publish("late")
-    assert hub.response(None).status_code == 204
 
 
 # -- several servers, one stream ----------------------------------------------------------

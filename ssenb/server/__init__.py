@@ -1,7 +1,7 @@
 """The server layer: a coalescing SSE response, demo producers, a background runner.
 
-Imports only the core (never the client). `Hub` (fan-out with replay) lives in its own
-module, `_hub.py`, imported on first use so this package works before and without it.
+Imports only the core (never the client). `Hub` (fan-out with replay, on pluggable backends)
+is the `hub` subpackage, imported on first use.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ __all__ = [
 ]
 
 # public names defined in modules imported on first access (add them to __all__ once they exist)
-_LAZY = {"Hub": "._hub"}
+_LAZY = {"Hub": ".hub"}
 
 
 def __getattr__(name: str) -> Any:

@@ -20,7 +20,7 @@ import orjson
 from fastapi import Body, FastAPI, Request, Response
 
 from ._endpoints import Endpoint, add_endpoint
-from ._hub import Hub
+from .hub import Hub
 
 __all__ = ["TICK_RATE", "install"]
 
@@ -57,7 +57,8 @@ def install(app: FastAPI) -> None:
 
     @app.get("/hub", summary="Subscribe to app.state.hub (publish from a notebook cell)")
     async def hub_stream(request: Request) -> Response:
-        return request.app.state.hub.response(request)
+        hub: Hub = request.app.state.hub
+        return hub.response(request)
 
     @app.post("/hub", summary="Publish a JSON body to every /hub subscriber")
     async def hub_publish(
@@ -70,7 +71,8 @@ def install(app: FastAPI) -> None:
     @app.get("/hub/ticks", summary="One shared ticker fanned out to every client")
     async def hub_ticks(request: Request) -> Response:
         state = request.app.state
-        response = state.ticks_hub.response(request)
+        ticks: Hub = state.ticks_hub
+        response = ticks.response(request)
         if state.hub_ticker is None and not state.ticks_hub.closed:
             state.hub_ticker = asyncio.get_running_loop().create_task(
                 _ticker(state.ticks_hub, state), name="ssenb-hub-ticker"

@@ -15,44 +15,44 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-import weakref
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import orjson
 from starlette.background import BackgroundTask
-from starlette.responses import StreamingResponse
-from starlette.types import Receive, Scope, Send
+from starlette.types import Send
 
-from .._encoder import encode, encode_comment
+from .._encoder import encode
 from .._models import Event
+from ._session import (
+    PING,
+    AbortConnection,
+    SessionResponse,
+    StreamSession,
+    open_streams,
+    stop_streams,
+)
 
-__all__ = ["HIGH_WATER", "AbortConnection", "EventStreamResponse", "open_streams", "stop_streams"]
+__all__ = [
+    "HIGH_WATER",
+    "AbortConnection",
+    "EventStreamResponse",
+    "as_event",
+    "event_from_mapping",
+    "open_streams",
+    "stop_streams",
+    "to_bytes",
+]
 
 #: bytes buffered before a producer waits for the sender (also the largest usual write)
 HIGH_WATER = 64 * 1024
 _FIELDS = frozenset(Event._fields)
-_PING = encode_comment("ping")
 _log = logging.getLogger("ssenb.server")
 
-# per event loop: the pipes of the streams it is serving (for stop and for status)
-_LIVE: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, set[_Pipe]] = (
-    weakref.WeakKeyDictionary()
-)
-_STOPPING: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
 
-
-class AbortConnection(Exception):
-    """Raise from a producer to cut the connection mid-body, as a network fault would.
-
-    Events produced before it are sent first; then the connection closes without the final
-    empty chunk, so clients see a truncated body (not a clean end) and reconnect.
-    """
-
-
-def _event_from_mapping(item: Mapping[str, Any]) -> Event:
-    # a mapping made of Event fields (with "data") is an event; anything else is JSON data
+def event_from_mapping(item: Mapping[str, Any]) -> Event:
+    """A mapping made of Event fields (with "data") is that event; any other is JSON data."""
     if "data" in item and _FIELDS.issuperset(item):
         data = item["data"]
         eid = item.get("id")
@@ -73,13 +73,14 @@ def to_bytes(item: Any) -> bytes:
     """
     kind = type(item)
     if kind is bytes:
-        return item
+        raw: bytes = item
+        return raw
     if kind is Event or isinstance(item, Event):
         return encode(item)
     if kind is str:
         return encode(Event(data=item))
     if isinstance(item, Mapping):
-        return encode(_event_from_mapping(item))
+        return encode(event_from_mapping(item))
     if isinstance(item, list | tuple):
         return b"".join([to_bytes(i) for i in item])
     if isinstance(item, bytearray | memoryview):
@@ -89,32 +90,37 @@ def to_bytes(item: Any) -> bytes:
     )
 
 
+def as_event(item: Event | Mapping[str, Any] | str) -> Event:
+    """One published item as an `Event`: an Event, a mapping (as `event_from_mapping`) or a
+    str (the data); anything else is a TypeError."""
+    if isinstance(item, Event):
+        return item
+    if isinstance(item, str):
+        return Event(data=item)
+    if isinstance(item, Mapping):
+        return event_from_mapping(item)
+    raise TypeError(f"publish() takes an Event, dict or str, not {type(item).__name__}")
+
+
 def _error_event(exc: BaseException) -> bytes:
     payload = {"error": type(exc).__name__, "message": str(exc), "fatal": True}
     return encode(Event(event="error", data=orjson.dumps(payload).decode()))
 
 
-class _Pipe:
-    """Buffer between one producer and the sender, plus the stream's end state."""
+class _Pipe(StreamSession):
+    """The session of one `EventStreamResponse`, plus the buffer between its producer and
+    the sender."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
+    def __init__(self, loop: asyncio.AbstractEventLoop, heartbeat: float | None) -> None:
+        super().__init__(loop, heartbeat)
         self.chunks: deque[bytes] = deque()
         self.size = 0  # bytes buffered by an async producer (loop thread only)
         self.produced = 0  # bytes appended by a producer thread (that thread only)
         self.consumed = 0  # bytes the sender took from a producer thread (loop thread only)
-        self.end: str | None = None  # "done", "error", "abort", "disconnect", "shutdown"
-        self.error: BaseException | None = None
-        self.waiter: asyncio.Future[bool] | None = None
         self.space: asyncio.Future[None] | None = None
         self.thread_space = threading.Event()
         self.thread_stop = threading.Event()
         self.wake_pending = False
-
-    def wake(self, heartbeat: bool = False) -> None:
-        waiter = self.waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(heartbeat)
 
     def push(self, data: bytes) -> None:
         self.chunks.append(data)
@@ -122,11 +128,9 @@ class _Pipe:
         self.wake()
 
     def finish(self, end: str, error: BaseException | None = None) -> None:
-        if self.end is None:
-            self.end, self.error = end, error
-        self.thread_stop.set()
+        super().finish(end, error)
+        self.thread_stop.set()  # a producer thread stops at its next item
         self.thread_space.set()
-        self.wake()
 
     def take(self) -> bytes:
         chunks = self.chunks
@@ -171,7 +175,7 @@ def _pump_thread(source: Iterable[Any], pipe: _Pipe) -> None:
     end: str = "done"
     error: BaseException | None = None
 
-    def notify(callback: Any, *args: Any) -> None:
+    def notify(callback: Callable[..., None], *args: Any) -> None:
         try:
             loop.call_soon_threadsafe(callback, *args)
         except RuntimeError:  # the loop closed under us: nobody is listening any more
@@ -205,7 +209,7 @@ def _pump_thread(source: Iterable[Any], pipe: _Pipe) -> None:
         notify(pipe.finish, end, error)
 
 
-class EventStreamResponse(StreamingResponse):
+class EventStreamResponse(SessionResponse):
     """Stream what `producer` yields as Server-Sent Events, coalescing waiting events.
 
     `producer` is a sync or async iterable (a generator, say) of `Event`s, mappings (Event
@@ -215,8 +219,6 @@ class EventStreamResponse(StreamingResponse):
     `AbortConnection` cuts the connection mid-body; any other exception is logged and sent
     as a final `error` event, then the stream ends cleanly.
     """
-
-    media_type = "text/event-stream"
 
     def __init__(
         self,
@@ -231,34 +233,20 @@ class EventStreamResponse(StreamingResponse):
             raise TypeError("producer must be an iterable of events, not a single value")
         if not isinstance(producer, AsyncIterable | Iterable):
             raise TypeError(f"producer must be a (sync or async) iterable, not {producer!r}")
-        if heartbeat is not None and heartbeat < 0:
-            raise ValueError(f"heartbeat must be >= 0 seconds or None, not {heartbeat!r}")
+        super().__init__(
+            heartbeat=heartbeat, status_code=status_code, headers=headers, background=background
+        )
         self.producer = producer
-        self.heartbeat = heartbeat or None
-        self.status_code = status_code
-        self.background = background
-        self.body_iterator = None  # type: ignore[assignment]  # the producer replaces it
-        merged = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-        merged.update(headers or {})
-        self.init_headers(merged)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        loop = asyncio.get_running_loop()
-        pipe = _Pipe(loop)
-        live = _LIVE.setdefault(loop, set())
-        live.add(pipe)
-        if loop in _STOPPING:
-            pipe.finish("shutdown")
-        listener = loop.create_task(_listen(receive, pipe), name="ssenb-listen")
+    def session(self, loop: asyncio.AbstractEventLoop) -> _Pipe:
+        return _Pipe(loop, self.heartbeat)
+
+    async def stream(self, send: Send, session: StreamSession) -> None:
+        assert isinstance(session, _Pipe)
+        pipe, loop = session, session.loop
         task: asyncio.Task[None] | None = None
         try:
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": self.status_code,
-                    "headers": self.raw_headers,
-                }
-            )
+            await self.start(send)
             if isinstance(self.producer, AsyncIterable):
                 task = loop.create_task(_pump_async(self.producer, pipe), name="ssenb-pump")
             else:
@@ -268,67 +256,32 @@ class EventStreamResponse(StreamingResponse):
                     name="ssenb-producer",
                     daemon=True,
                 ).start()
-            await self._send_all(send, pipe)
+            await _send_all(send, pipe)
         finally:
-            live.discard(pipe)
-            pipe.finish("disconnect")
-            listener.cancel()
+            pipe.finish("disconnect")  # no-op when it ended otherwise; stops a producer thread
             if task is not None and not task.done():
                 task.cancel()
                 try:
                     await task
                 except (asyncio.CancelledError, Exception):
                     pass
-        if pipe.end == "abort":
-            raise AbortConnection("stream aborted by its producer")
-        if pipe.end != "disconnect":
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-            if self.background is not None:
-                await self.background()
 
-    async def _send_all(self, send: Send, pipe: _Pipe) -> None:
-        loop, heartbeat = pipe.loop, self.heartbeat
-        while True:
-            if pipe.end is not None:
-                if pipe.chunks and pipe.end != "disconnect":
-                    body = pipe.take()
-                    await send({"type": "http.response.body", "body": body, "more_body": True})
-                if pipe.end == "error" and pipe.error is not None:
-                    err = _error_event(pipe.error)
-                    await send({"type": "http.response.body", "body": err, "more_body": True})
-                return
-            if pipe.chunks:
+
+async def _send_all(send: Send, pipe: _Pipe) -> None:
+    loop = pipe.loop
+    while True:
+        if pipe.end is not None:
+            if pipe.chunks and pipe.end != "disconnect":
                 body = pipe.take()
                 await send({"type": "http.response.body", "body": body, "more_body": True})
-                continue
-            waiter: asyncio.Future[bool] = loop.create_future()
-            pipe.waiter = waiter
-            timer = loop.call_later(heartbeat, pipe.wake, True) if heartbeat else None
-            try:
-                idle = await waiter
-            finally:
-                pipe.waiter = None
-                if timer is not None:
-                    timer.cancel()
-            if idle and not pipe.chunks and pipe.end is None:
-                await send({"type": "http.response.body", "body": _PING, "more_body": True})
-
-
-async def _listen(receive: Receive, pipe: _Pipe) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            pipe.finish("disconnect")
+            if pipe.end == "error" and pipe.error is not None:
+                err = _error_event(pipe.error)
+                await send({"type": "http.response.body", "body": err, "more_body": True})
             return
-
-
-def stop_streams(loop: asyncio.AbstractEventLoop) -> None:
-    """End every stream served by `loop`, now and from now on (call it in that loop)."""
-    _STOPPING.add(loop)
-    for pipe in list(_LIVE.get(loop, ())):
-        pipe.finish("shutdown")
-
-
-def open_streams(loop: asyncio.AbstractEventLoop) -> int:
-    """How many event streams `loop` is serving right now."""
-    return len(_LIVE.get(loop, ()))
+        if pipe.chunks:
+            body = pipe.take()
+            await send({"type": "http.response.body", "body": body, "more_body": True})
+            continue
+        idle = await pipe.wait(loop.create_future())
+        if idle is True and not pipe.chunks and pipe.end is None:
+            await send({"type": "http.response.body", "body": PING, "more_body": True})

@@ -116,7 +116,8 @@ class SecretHeaders(dict[str, str]):
 
 
 def _header(scope: Scope, name: bytes) -> bytes:
-    for key, value in scope["headers"]:
+    headers: list[tuple[bytes, bytes]] = scope["headers"]
+    for key, value in headers:
         if key == name:
             return value
     return b""

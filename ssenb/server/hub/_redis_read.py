@@ -7,83 +7,128 @@ behind (a slow client), reads on its own with short non-blocking `XREAD`s from t
 holds, checked against the stream's trimming in the same transaction, and joins the tail
 again once it has caught up. So a thousand subscribers hold one blocking connection, not a
 thousand, and nobody waits for a slow one.
+
+`RedisReader` is this side of one Redis hub: its async clients and tails per event loop and
+its local subscribers. It knows nothing of publishing (`_redis.py` owns one).
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
-from typing import TYPE_CHECKING, Any
+import threading
+from typing import Any
 
 import redis
 import redis.asyncio as aredis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
-from .._encoder import encode
-from .._models import Event
-from ._hub import Polling, _control, _plain
+from ._backend import HubSubscription, control_frame
+from ._redis_ids import (
+    STREAM_ID,
+    StreamInfo,
+    before,
+    entries_of,
+    gap_frame,
+    overtaken,
+    parse_info,
+    sid,
+    unavailable,
+    wire,
+)
 
-if TYPE_CHECKING:
-    from ._hub_redis import RedisHub
-
-__all__ = ["BLOCK_MS", "RedisSubscription", "parse_info"]
+__all__ = ["BLOCK_MS", "POOL", "TIMEOUT", "RedisReader", "RedisSubscription"]
 
 BLOCK_MS = 1000  # an idle blocking XREAD returns this often, so a closed hub is noticed
-_ID = re.compile(r"^\d+-\d+$")
+POOL = 32  # Redis connections per event loop: the tail's blocking read plus short reads
+TIMEOUT = 10.0  # seconds a Redis reply (beyond a blocking read's own wait) may take
 
 
-def _sid(value: str) -> tuple[int, int]:
-    ms, _, seq = value.partition("-")
-    return int(ms), int(seq or 0)
+class RedisReader:
+    """The subscribers of one Redis stream in this process, and what they read with.
+
+    `count` is the most entries one `XREAD` takes (the hub's `queue`). Each event loop gets
+    its own async client (a pool of `POOL` connections, no retry: a restarted Redis must
+    surface, not be papered over; a busy pool is waited for, since every call on a held
+    connection ends within its socket timeout) and its own `_Tail`.
+    """
+
+    def __init__(self, client_url: str, stream: str, *, count: int, name: str) -> None:
+        self.stream, self.count = stream, count
+        self._client_url, self._name = client_url, name
+        self._clients: dict[asyncio.AbstractEventLoop, aredis.Redis] = {}
+        self._tails: dict[asyncio.AbstractEventLoop, _Tail] = {}
+        self._lock = threading.Lock()
+        self._subs: set[RedisSubscription] = set()
+        self.closed = False
+
+    @property
+    def subscribers(self) -> int:
+        return len(self._subs)
+
+    def subscribe(self, last_event_id: str | None) -> RedisSubscription:
+        """A subscriber: live from now, or right after `last_event_id` (a stream id)."""
+        sub = RedisSubscription(self, last_event_id)
+        with self._lock:
+            if self.closed:
+                sub._closed = True
+            else:
+                self._subs.add(sub)
+        return sub
+
+    def forget(self, sub: RedisSubscription) -> None:
+        with self._lock:
+            self._subs.discard(sub)
+
+    def client_for(self, loop: asyncio.AbstractEventLoop) -> aredis.Redis:
+        """The async client of `loop` (made on first use)."""
+        with self._lock:
+            client = self._clients.get(loop)
+            if client is None:
+                pool = aredis.BlockingConnectionPool.from_url(
+                    self._client_url, max_connections=POOL, timeout=None,
+                    retry=Retry(NoBackoff(), 0), client_name=self._name,
+                    socket_timeout=BLOCK_MS / 1000 + TIMEOUT, socket_connect_timeout=TIMEOUT,
+                )  # fmt: skip
+                client = self._clients[loop] = aredis.Redis.from_pool(pool)
+            return client
+
+    def tail_for(self, loop: asyncio.AbstractEventLoop) -> _Tail:
+        """The shared blocking read of `loop` (made on first use, runs while attached)."""
+        with self._lock:
+            tail = self._tails.get(loop)
+            if tail is None:
+                tail = self._tails[loop] = _Tail(self, loop)
+            return tail
+
+    async def info(self, client: aredis.Redis) -> StreamInfo:
+        try:
+            raw = await client.xinfo_stream(self.stream)
+        except redis.ResponseError:  # no such key: nothing was ever added (or Redis restarted)
+            raw = {}
+        return parse_info(raw)
+
+    def close(self) -> None:
+        """End every subscriber (after what it has taken) and close the async clients."""
+        with self._lock:
+            self.closed = True
+            subs, self._subs = list(self._subs), set()
+            clients, self._clients = dict(self._clients), {}
+            self._tails = {}
+        for sub in subs:
+            sub.close()
+        for loop, client in clients.items():
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(_aclose, client)
 
 
-def _before(entry_id: str) -> str:
-    """The greatest stream id below `entry_id` (XREAD after it starts at `entry_id`)."""
-    ms, seq = _sid(entry_id)
-    return f"{ms}-{seq - 1}" if seq else f"{ms - 1}-{2**64 - 1}"
+_CLOSING: set[asyncio.Future[Any]] = set()
 
 
-def _wire(entry_id: bytes, fields: dict[bytes, bytes]) -> bytes:
-    eid, data = entry_id.decode(), fields.get(b"d", b"").decode()
-    etype, retry = fields.get(b"e", b"message").decode(), fields.get(b"r")
-    if retry is None and etype == "message" and _plain(data):
-        return f"id: {eid}\ndata: {data}\n\n".encode()
-    return encode(Event(etype, data, eid, int(retry) if retry is not None else None))
-
-
-def _gap(last_event_id: str, first: str | None, reason: str) -> bytes:
-    gap = {"last_event_id": last_event_id, "first_id": first, "missed": None}
-    return _control("gap", {**gap, "reason": reason})
-
-
-def _unavailable(stream: str, exc: BaseException) -> str:
-    return f"Redis stream {stream!r} unavailable ({type(exc).__name__}: {exc}); reconnect to resume"
-
-
-def parse_info(raw: Any) -> dict[str, Any]:
-    """XINFO STREAM's reply (or {} / an error for a missing key) as first/last/length/trimmed."""
-    if not isinstance(raw, dict):
-        raw = {}
-
-    def text(value: Any) -> str | None:
-        return value.decode() if isinstance(value, bytes) else value
-
-    first, length = raw.get("first-entry"), raw.get("length", 0)
-    return {
-        "length": length,
-        "first": text(first[0]) if first else None,
-        "last": text(raw.get("last-generated-id")) or "0-0",
-        "trimmed": raw.get("entries-added", 0) > length,
-    }
-
-
-def _overtaken(info: dict[str, Any], cursor: str) -> bool:
-    """Entries after `cursor` may be gone: it is older than the oldest held entry (trimmed,
-    or from an earlier incarnation of the stream). Conservative: when `cursor` was exactly
-    the last entry trimmed nothing is lost, but the stream cannot tell."""
-    first = info["first"]
-    if first is None:  # empty: entries after `cursor` were issued and are gone
-        return _sid(cursor) < _sid(info["last"])
-    return _sid(cursor) < _sid(_before(first))
+def _aclose(client: aredis.Redis) -> None:
+    task = asyncio.ensure_future(client.aclose())
+    _CLOSING.add(task)
+    task.add_done_callback(_CLOSING.discard)
 
 
 class _Tail:
@@ -91,8 +136,8 @@ class _Tail:
     subscribers. It runs while anyone is attached and keeps its last batch, so a subscriber
     that caught up to within that batch joins without another read."""
 
-    def __init__(self, hub: RedisHub, loop: asyncio.AbstractEventLoop) -> None:
-        self.hub, self.loop = hub, loop
+    def __init__(self, reader: RedisReader, loop: asyncio.AbstractEventLoop) -> None:
+        self.reader, self.loop = reader, loop
         self.cursor: str | None = None  # id of the last entry read; None while stopped
         self.subs: set[RedisSubscription] = set()
         self.last: tuple[str, list[str], list[bytes]] | None = None  # (after, ids, wire)
@@ -106,14 +151,14 @@ class _Tail:
             self.task = self.loop.create_task(self._run(), name="ssenb-redis-tail")
         assert self.cursor is not None
         behind: list[bytes] = []
-        if _sid(cursor) < _sid(self.cursor):
-            if self.last is None or _sid(cursor) < _sid(self.last[0]):
+        if sid(cursor) < sid(self.cursor):
+            if self.last is None or sid(cursor) < sid(self.last[0]):
                 return False
-            _, ids, wire = self.last  # the entries after `cursor` are in the last batch
-            behind = [w for i, w in zip(ids, wire, strict=True) if _sid(i) > _sid(cursor)]
+            _, ids, wired = self.last  # the entries after `cursor` are in the last batch
+            behind = [w for i, w in zip(ids, wired, strict=True) if sid(i) > sid(cursor)]
             sub._cursor = self.cursor
         self.subs.add(sub)
-        sub._tail, sub._skip = self, _sid(cursor) if _sid(cursor) > _sid(self.cursor) else None
+        sub._tail, sub._skip = self, sid(cursor) if sid(cursor) > sid(self.cursor) else None
         if behind:
             sub._push(behind)
         return True
@@ -125,31 +170,30 @@ class _Tail:
             sub._nudge()
 
     async def _run(self) -> None:
-        hub = self.hub
-        client = hub._client_for(self.loop)
+        reader = self.reader
+        client, stream, count = reader.client_for(self.loop), reader.stream, reader.count
         try:
-            while self.subs and not hub._closed:
+            while self.subs and not reader.closed:
                 assert self.cursor is not None
                 # shielded: a cancel leaves the blocking read to return within BLOCK_MS on its
                 # own; cancelling inside redis-py can hang the loop
-                read = client.xread({hub.stream: self.cursor}, hub._count, BLOCK_MS)
-                reply = await asyncio.shield(read)
-                if not reply:
+                read = client.xread({stream: self.cursor}, count, BLOCK_MS)
+                entries = entries_of(await asyncio.shield(read))
+                if not entries:
                     continue
-                entries = reply[0][1]
                 head: list[bytes] = []
-                if len(entries) >= hub._count and _overtaken(await hub._info(client), self.cursor):
-                    head.append(_gap(self.cursor, entries[0][0].decode(), "evicted"))
+                if len(entries) >= count and overtaken(await reader.info(client), self.cursor):
+                    head.append(gap_frame(self.cursor, entries[0][0].decode(), "evicted"))
                 ids = [eid.decode() for eid, _ in entries]
-                wire = [_wire(eid, fields) for eid, fields in entries]
-                self.last, self.cursor = (self.cursor, ids, wire), ids[-1]
-                batch, joined = head + wire, b"".join(head + wire)
+                wired = [wire(eid, fields) for eid, fields in entries]
+                self.last, self.cursor = (self.cursor, ids, wired), ids[-1]
+                batch, joined = head + wired, b"".join(head + wired)
                 for sub in list(self.subs):
                     sub._take(ids, batch, joined, len(head))
         except asyncio.CancelledError:
             pass
         except (redis.RedisError, OSError) as exc:
-            message = _unavailable(hub.stream, exc)
+            message = unavailable(stream, exc)
             for sub in list(self.subs):
                 sub._fail(message)
         finally:
@@ -158,19 +202,19 @@ class _Tail:
                 self.detach(sub)
 
 
-class RedisSubscription(Polling):
+class RedisSubscription(HubSubscription):
     """One subscriber: live on the shared `_Tail`, or catching up on its own.
 
-    Same protocol as `Subscription`: an async iterator of lists of encoded events, and the
-    `_poll`/`waiter` pair `HubResponse` serves. A reader task (started at the first poll)
+    A `HubSubscription` (see there) that never drops: a reader task (started at the first poll)
     finds the start (a `gap` event when a resume cannot be exact), catches up, then joins
     the tail; more than `queue` events untaken, it leaves the tail and reads on by itself
     once the consumer took them (the trimming may overtake it: then a `gap` event). It ends
     with an `error` event when Redis fails.
     """
 
-    def __init__(self, hub: RedisHub, last_event_id: str | None) -> None:
-        self._hub = hub
+    def __init__(self, reader: RedisReader, last_event_id: str | None) -> None:
+        super().__init__()
+        self._reader = reader
         self._resume = last_event_id
         self._cursor = ""  # stream id of the last entry queued for the consumer
         self._pending: list[bytes] = []
@@ -184,9 +228,6 @@ class RedisSubscription(Polling):
         self._skip: tuple[int, int] | None = None  # joined ahead of the tail: skip up to this
         self._loop: asyncio.AbstractEventLoop | None = None
         self._positioned: asyncio.Future[None] | None = None  # settled once the start is known
-        self.dropped = False
-        self._on_drop: Any = None
-        self.waiter: asyncio.Future[Any] | None = None
 
     @property
     def last_event_id(self) -> str:
@@ -194,9 +235,8 @@ class RedisSubscription(Polling):
         return self._cursor
 
     def close(self) -> None:
-        """Stop receiving; the iterator ends at its next step."""
         self._closed = True
-        self._hub._forget(self)
+        self._reader.forget(self)
         task, loop = self._task, self._loop
         if task is not None and loop is not None and not task.done():
             try:
@@ -221,7 +261,9 @@ class RedisSubscription(Polling):
             self._positioned = loop.create_future()
             self._task = loop.create_task(self._read(), name="ssenb-redis-subscriber")
 
-    def _poll(self, joined: bool, loop: asyncio.AbstractEventLoop) -> list[bytes] | bytes | None:
+    def poll(
+        self, loop: asyncio.AbstractEventLoop, joined: bool = False
+    ) -> list[bytes] | bytes | None:
         self._begin(loop)
         if self._pending:
             parts, whole, self._pending, self._joined = self._pending, self._joined, [], None
@@ -232,7 +274,7 @@ class RedisSubscription(Polling):
             return parts
         if self._closed or self._ended:
             self._closed = True
-            self._hub._forget(self)
+            self._reader.forget(self)
             raise StopAsyncIteration
         self.waiter = loop.create_future()
         return None
@@ -252,35 +294,36 @@ class RedisSubscription(Polling):
         """One batch from the tail (`head` control frames first, then one per id)."""
         if self._skip is not None:  # joined ahead of the tail: drop what it already has
             skip, self._skip = self._skip, None
-            kept = [w for i, w in zip(ids, batch[head:], strict=True) if _sid(i) > skip]
+            kept = [w for i, w in zip(ids, batch[head:], strict=True) if sid(i) > skip]
             batch, joined = kept, b"".join(kept)
             if not kept:
-                self._skip = skip if _sid(ids[-1]) < skip else None
+                self._skip = skip if sid(ids[-1]) < skip else None
                 return
         self._cursor = ids[-1]
         self._push(batch, joined)
-        if len(self._pending) > self._hub._count and self._tail is not None:
+        if len(self._pending) > self._reader.count and self._tail is not None:
             self._tail.detach(self)  # slow: read on alone once the consumer catches up
 
     def _fail(self, message: str) -> None:
         self._failed = True
         info = {"error": "RedisUnavailable", "message": message, "fatal": False}
-        self._push([_control("error", {**info, "last_event_id": self._cursor})])
+        self._push([control_frame("error", {**info, "last_event_id": self._cursor})])
 
     async def _read(self) -> None:
-        hub, loop = self._hub, asyncio.get_running_loop()
+        reader, loop = self._reader, asyncio.get_running_loop()
         wake = self._wake
         assert wake is not None
         try:
-            client = hub._client_for(loop)
-            tail = hub._tail_for(loop)
+            client = reader.client_for(loop)
+            tail = reader.tail_for(loop)
             if self._resume is None:  # live from now: join the tail (no round trip if it runs)
-                self._cursor = tail.cursor or await asyncio.shield(self._start(client))
+                live = tail.cursor
+                self._cursor = live if live else await asyncio.shield(self._start(client))
                 tail.attach(self)
             else:
                 self._cursor = await asyncio.shield(self._start(client))
             self._settle()
-            while not (self._closed or self._failed or hub._closed):
+            while not (self._closed or self._failed or reader.closed):
                 if self._pending or self._tail is not None:  # consumer behind, or live
                     wake.clear()
                     await wake.wait()
@@ -293,7 +336,7 @@ class RedisSubscription(Polling):
         except asyncio.CancelledError:
             pass
         except (redis.RedisError, OSError) as exc:
-            self._fail(_unavailable(hub.stream, exc))
+            self._fail(unavailable(reader.stream, exc))
         finally:
             if self._tail is not None:
                 self._tail.detach(self)
@@ -307,38 +350,38 @@ class RedisSubscription(Polling):
 
     async def _start(self, client: aredis.Redis) -> str:
         """The id to read after; queues a `gap` event when the resume id cannot be exact."""
-        info = await self._hub._info(client)
+        info = await self._reader.info(client)
         last = info["last"]
         if not self._resume:
             return last
         reason = None
-        if not _ID.match(self._resume):
+        if not STREAM_ID.match(self._resume):
             reason = "unknown"
-        elif _sid(self._resume) > _sid(last):
+        elif sid(self._resume) > sid(last):
             reason = "unknown"  # newer than anything issued: the stream was recreated
-        elif _overtaken(info, self._resume):
+        elif overtaken(info, self._resume):
             reason = "evicted" if info["trimmed"] else "unknown"  # else: an earlier stream
         if reason is None:
             return self._resume
-        self._pending.append(_gap(self._resume, info["first"], reason))
-        return _before(info["first"]) if info["first"] else last
+        self._pending.append(gap_frame(self._resume, info["first"], reason))
+        return before(info["first"]) if info["first"] else last
 
     async def _catch_up(self, client: aredis.Redis) -> list[bytes]:
         """The next batch after the cursor (non-blocking), with a `gap` event first when the
         trimming passed the cursor (the stream's state is read in the same transaction)."""
-        stream, cursor = self._hub.stream, self._cursor
+        stream, cursor = self._reader.stream, self._cursor
         pipe = client.pipeline(transaction=True)
         pipe.xinfo_stream(stream)
-        pipe.xread({stream: cursor}, count=self._hub._count)
+        pipe.xread({stream: cursor}, count=self._reader.count)
         raw, reply = await asyncio.shield(pipe.execute(raise_on_error=False))
         if isinstance(reply, Exception):
             raise reply
-        if not reply:
+        entries = entries_of(reply)
+        if not entries:
             return []
-        entries = reply[0][1]
-        chunks = [_gap(cursor, entries[0][0].decode(), "evicted")]
-        if not _overtaken(parse_info(raw), cursor):
+        chunks = [gap_frame(cursor, entries[0][0].decode(), "evicted")]
+        if not overtaken(parse_info(raw), cursor):
             chunks = []
-        chunks.extend(_wire(eid, fields) for eid, fields in entries)
+        chunks.extend(wire(eid, fields) for eid, fields in entries)
         self._cursor = entries[-1][0].decode()
         return chunks

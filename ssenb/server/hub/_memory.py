@@ -1,4 +1,4 @@
-"""`Hub`: one publisher, many subscribers, bounded memory, exact resume with Last-Event-ID.
+"""The in-memory hub backend: one process, bounded memory, exact resume with Last-Event-ID.
 
 Fast: an event is encoded once, with its id, into one shared log (a deque of bytes under
 consecutive sequence numbers); a subscriber is a cursor into it. `publish()` appends and
@@ -20,98 +20,42 @@ import contextlib
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from itertools import islice
-from typing import Any, Self
+from typing import Any
 
-import orjson
-from starlette.requests import Request
-from starlette.responses import Response
+from ..._encoder import encode
+from ..._models import Event
+from .._response import as_event
+from ._backend import HubBackend, HubStats, HubSubscription, Publishable, control_frame
 
-from .._encoder import encode
-from .._models import Event
-from ._hub_response import DROP_GRACE, HubResponse
-from ._response import _event_from_mapping
-
-__all__ = ["DROP_GRACE", "Hub", "Subscription"]
-
-_BACKENDS = ("memory",)
-_REDIS = ("redis://", "rediss://", "unix://")
+__all__ = ["MemoryBackend", "MemorySubscription"]
 
 
-def _as_event(item: Event | Mapping[str, Any] | str) -> Event:
-    if isinstance(item, Event):
-        return item
-    if isinstance(item, str):
-        return Event(data=item)
-    if isinstance(item, Mapping):
-        return _event_from_mapping(item)
-    raise TypeError(f"publish() takes an Event, dict or str, not {type(item).__name__}")
+class MemorySubscription(HubSubscription):
+    """One subscriber of a `MemoryBackend`: a cursor into its log (see `HubSubscription`).
 
-
-def _plain(data: str) -> bool:
-    return "\n" not in data and "\r" not in data
-
-
-def _control(event: str, payload: dict[str, Any]) -> bytes:
-    # control frames carry no id, so they never move a client's Last-Event-ID
-    return encode(Event(event=event, data=orjson.dumps(payload).decode()))
-
-
-class Polling:
-    """Async iteration over `_poll`: each step takes what is pending, or awaits `waiter` (a
-    future armed by `_poll` and settled by the next publish or close). Both hub backends'
-    subscriptions share it."""
-
-    waiter: asyncio.Future[Any] | None
-
-    def __aiter__(self) -> Self:
-        return self
-
-    async def __anext__(self) -> list[bytes]:
-        loop = asyncio.get_running_loop()
-        while (taken := self._poll(False, loop)) is None:
-            await self.waiter  # type: ignore[misc]
-        return taken  # type: ignore[return-value]
-
-    async def open(self) -> None:
-        """Awaited before the response headers go out: the subscriber's position is fixed
-        once it returns (the memory hub fixes it at subscribe time)."""
-
-    def _poll(self, joined: bool, loop: asyncio.AbstractEventLoop) -> list[bytes] | bytes | None:
-        raise NotImplementedError
-
-
-class Subscription(Polling):
-    """One subscriber: an async iterator of lists of encoded events (bytes), oldest first.
-
-    Each item holds everything pending, so serving it is one write. Ends after `close()`,
-    after `Hub.close()` (once the pending events are taken) or, when dropped for falling
-    more than `queue` events behind, after one final `error` event.
+    Dropped for falling more than `queue` events behind, it ends with one `error` event.
     """
 
-    def __init__(self, hub: Hub, cursor: int, pending: list[bytes]) -> None:
+    def __init__(self, hub: MemoryBackend, cursor: int, pending: list[bytes]) -> None:
+        super().__init__()
         self._hub = hub
         self._cursor = cursor  # sequence number of the next event to take
         self._pending = pending  # replay (and gap) taken at subscribe time
         self._closed = False
-        self.dropped = False
-        self._on_drop: Any = None  # set by the response: arms the connection cut
-        self.waiter: asyncio.Future[Any] | None = None
 
     @property
     def last_event_id(self) -> str:
-        """The id this subscriber is past: resuming with it continues exactly."""
         return self._hub._id_of(self._cursor - 1)
 
     def close(self) -> None:
-        """Stop receiving; the iterator ends at its next step."""
         self._closed = True
         self._hub._forget(self)
 
-    def _poll(self, joined: bool, loop: asyncio.AbstractEventLoop) -> list[bytes] | bytes | None:
-        """Take everything pending (joined: as one bytes); None when there is nothing yet,
-        after arming `self.waiter`, a future the next publish (or close) settles."""
+    def poll(
+        self, loop: asyncio.AbstractEventLoop, joined: bool = False
+    ) -> list[bytes] | bytes | None:
         if self._pending:
             parts, self._pending = self._pending, []
             return b"".join(parts) if joined else parts
@@ -138,77 +82,55 @@ class Subscription(Polling):
     def _drop_event(self) -> bytes:
         message = f"dropped: more than {self._hub._queue} events behind; reconnect to resume"
         info = {"error": "SlowSubscriber", "message": message, "fatal": True}
-        return _control("error", {**info, "last_event_id": self.last_event_id})
+        return control_frame("error", {**info, "last_event_id": self.last_event_id})
 
 
-class Hub:
-    """Fan events out to many subscribers, each with a bounded queue, with replay by id.
+class MemoryBackend(HubBackend):
+    """The default store: a bounded log in this process (see the module docstring).
 
     `publish()` (any thread) encodes once and assigns increasing integer ids to events without
     one, starting at `start`. The default, "clock", starts at the current time in microseconds,
     so a hub that restarts behind the same URL never reissues an id an earlier incarnation
     gave out: a client resuming with an old id gets a `gap` event, never silent loss.
-    `start=1` gives 1, 2, ... (fine when nothing resumes across restarts).
-    `subscribe(last_event_id)` returns a `Subscription` that
-    `EventStreamResponse` serves; `response(request)` does both for an endpoint.
-    `backend` selects the store: "memory", or a `redis://host:port/db?stream=name` URL, which
-    returns a `RedisHub` (`_hub_redis.py`; `buffer` becomes the stream's MAXLEN, ids are the
-    stream's ids, `start` does not apply).
+    `start=1` gives 1, 2, ... (fine when nothing resumes across restarts). Caller-given ids
+    are kept and resume exactly too.
     """
 
-    def __new__(cls, *args: Any, backend: str = "memory", **kwargs: Any) -> Any:
-        if isinstance(backend, str) and backend.startswith(_REDIS):
-            from ._hub_redis import RedisHub
-
-            if kwargs.pop("start", "clock") != "clock":
-                raise ValueError("start does not apply to a Redis hub: ids are stream ids")
-            buffer, queue = kwargs.pop("buffer", 10_000), kwargs.pop("queue", 1_000)
-            return RedisHub(backend, maxlen=buffer, queue=queue, **kwargs)
-        return super().__new__(cls)
-
     def __init__(
-        self,
-        *,
-        buffer: int = 10_000,
-        queue: int = 1_000,
-        backend: str = "memory",
+        self, url: str = "memory", *, buffer: int = 10_000, queue: int = 1_000,
         start: int | str = "clock",
-    ):
-        if backend not in _BACKENDS:  # redis:// URLs were dispatched in __new__
-            raise ValueError(
-                f"Hub backend {backend!r} is not available; use 'memory' or a redis:// URL"
-            )
+    ) -> None:  # fmt: skip
+        if url not in ("memory", "memory://"):
+            raise ValueError(f"the memory backend takes no address: 'memory', not {url!r}")
         if buffer < 0 or queue < 1:
             raise ValueError(f"need buffer >= 0 and queue >= 1, got {buffer=}, {queue=}")
-        self.backend = backend
-        self.buffer, self._queue = buffer, queue
-        self._cap = max(buffer, queue)  # events held: replay depth and slowest allowed reader
-        self._lock = threading.Lock()
-        self._log: deque[bytes] = deque()
         if start == "clock":
             start = time.time_ns() // 1000
         if not isinstance(start, int) or start < 1:
             raise ValueError(f"start must be 'clock' or an int >= 1, got {start!r}")
+        self.url = "memory"
+        self.buffer, self._queue = buffer, queue
+        self._cap = max(buffer, queue)  # events held: replay depth and slowest allowed reader
+        self._lock = threading.Lock()
+        self._log: deque[bytes] = deque()
         self._start = start  # ids below it were never issued by this hub
         self._first = start  # sequence number of _log[0]
         self._next = start  # sequence number the next event gets
         self._ids: dict[str, int] = {}  # caller-given id -> sequence number (held events only)
         self._given: dict[int, str] = {}  # sequence number -> caller-given id
-        self._subs: set[Subscription] = set()
+        self._subs: set[MemorySubscription] = set()
         # per event loop, the subscribers waiting there (each on its own future)
-        self._waiting: dict[asyncio.AbstractEventLoop, dict[Subscription, asyncio.Future[Any]]] = {}
+        self._waiting: dict[
+            asyncio.AbstractEventLoop, dict[MemorySubscription, asyncio.Future[Any]]
+        ] = {}
         self._check_at = start + queue  # scan for slow subscribers once _next passes this
         self._dropped = 0
         self._closed = False
         self._cache: tuple[int, int, bytes] = (0, 0, b"")
 
-    def publish(self, event: Event | Mapping[str, Any] | str) -> str:
-        """Send one event (Event, dict or str data) to every subscriber; returns its id."""
-        return self.publish_many((event,))[-1]
-
-    def publish_many(self, events: Iterable[Event | Mapping[str, Any] | str]) -> list[str]:
+    def publish_many(self, events: Iterable[Publishable]) -> list[str]:
         """Send several events with one lock and one wake-up; returns their ids."""
-        items = [_as_event(e) for e in events]
+        items = [as_event(e) for e in events]
         ids: list[str] = []
         chunks: list[bytes]
         given: list[tuple[int, str]]
@@ -222,7 +144,9 @@ class Hub:
                     chunk = encode(Event(etype, data, eid, retry))
                 else:
                     eid = str(seq)
-                    if retry is None and etype == "message" and _plain(data):
+                    # encode_with_id() inlined: this loop is the publisher's cost per event
+                    plain = "\n" not in data and "\r" not in data
+                    if retry is None and etype == "message" and plain:
                         chunk = f"id: {eid}\ndata: {data}\n\n".encode()
                     else:
                         chunk = encode(Event(etype, data, eid, retry))
@@ -260,9 +184,9 @@ class Hub:
                 self._subs.discard(sub)
                 sub.dropped = True
                 self._dropped += 1
-                if sub._on_drop is not None:
+                if sub.on_drop is not None:
                     with contextlib.suppress(RuntimeError):  # its loop closed: nobody to cut
-                        sub._on_drop()
+                        sub.on_drop()
             elif sub._cursor < lowest:
                 lowest = sub._cursor
         self._check_at = lowest + limit
@@ -281,7 +205,7 @@ class Hub:
                 except RuntimeError:  # that loop is closed: its subscribers are gone
                     pass
 
-    def subscribe(self, last_event_id: str | None = None) -> Subscription:
+    def subscribe(self, last_event_id: str | None = None) -> MemorySubscription:
         """A new subscriber: live from now, or resuming right after `last_event_id`.
 
         An id older than the log (or unknown to this hub) first yields a `gap` event with
@@ -303,32 +227,20 @@ class Hub:
                         (None, "unknown") if seq is None else (self._first - seq - 1, "evicted")
                     )
                     gap = {"first_id": first, "missed": missed, "reason": why}
-                    pending.append(_control("gap", {"last_event_id": last_event_id, **gap}))
+                    pending.append(control_frame("gap", {"last_event_id": last_event_id, **gap}))
                     cursor = self._first
                 if cursor < self._next:
-                    pending.extend(self._take(cursor))
+                    pending.extend(self._parts(cursor))
                     cursor = self._next
-            sub = Subscription(self, cursor, pending)
+            sub = MemorySubscription(self, cursor, pending)
             if not self._closed:
                 self._subs.add(sub)
             else:
                 sub._closed = True
             return sub
 
-    def response(
-        self, request: Request | None = None, *, last_event_id: str | None = None,
-        heartbeat: float | None = 15.0,
-    ) -> Response:  # fmt: skip
-        """An endpoint's answer: a subscription (resuming from the request's Last-Event-ID)
-        served by `EventStreamResponse`; 204 once the hub is closed, so clients stop."""
-        if self._closed:
-            return Response(status_code=204)
-        if last_event_id is None and request is not None:
-            last_event_id = request.headers.get("last-event-id", "").strip() or None
-        return HubResponse(self.subscribe(last_event_id), heartbeat=heartbeat)
-
     @property
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> HubStats:
         """Counts, the ids held, and `behind`: events the slowest subscriber has yet to take."""
         with self._lock:
             slowest = min((s._cursor for s in self._subs), default=self._next)
@@ -353,34 +265,42 @@ class Hub:
             self._closed = True
             self._wake_all()
 
-    def __repr__(self) -> str:
+    def ping(self) -> None:
+        """An in-process store always answers."""
+
+    def summary(self) -> str:
         s, state = self.stats, "closed" if self._closed else "open"
-        counts = ", ".join(f"{s[k]} {k}" for k in ("subscribers", "published", "dropped"))
-        return f"<ssenb.Hub {state}: {counts}, {s['buffered']} buffered>"
+        return (
+            f"{state}: {s['subscribers']} subscribers, {s['published']} published,"
+            f" {s['dropped']} dropped, {s['buffered']} buffered"
+        )
 
     # internals, called with the lock held
 
     def _id_of(self, seq: int) -> str:
         return self._given.get(seq, str(seq)) if seq > 0 else ""
 
-    def _take(self, cursor: int, joined: bool = False) -> Any:
+    def _take(self, cursor: int, joined: bool = False) -> list[bytes] | bytes:
         head = self._next
         if joined:
             c0, h0, chunk = self._cache
             if c0 != cursor or h0 != head:  # subscribers woken together share one chunk
-                chunk = b"".join(self._take(cursor))
+                chunk = b"".join(self._parts(cursor))
                 self._cache = (cursor, head, chunk)
             return chunk
-        parts = list(islice(reversed(self._log), head - cursor))
+        return self._parts(cursor)
+
+    def _parts(self, cursor: int) -> list[bytes]:
+        parts = list(islice(reversed(self._log), self._next - cursor))
         parts.reverse()
         return parts
 
-    def _forget(self, sub: Subscription) -> None:
+    def _forget(self, sub: MemorySubscription) -> None:
         with self._lock:
             self._subs.discard(sub)
 
 
-def _settle(futures: dict[Subscription, asyncio.Future[Any]]) -> None:
+def _settle(futures: dict[MemorySubscription, asyncio.Future[Any]]) -> None:
     for fut in futures.values():
         if not fut.done():
             fut.set_result(None)
