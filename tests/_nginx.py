@@ -117,11 +117,12 @@ class Nginx:
 
 
 class Workers:
-    """`ssenb serve --workers n --port 0 --hub hub_url *extra` as a child process."""
+    """`ssenb serve --workers n --port 0 [--hub hub_url] *extra` as a child process."""
 
-    def __init__(self, n: int, hub_url: str, *extra: str, logdir: Path) -> None:
+    def __init__(self, n: int, hub_url: str | None, *extra: str, logdir: Path) -> None:
+        hub = ["--hub", hub_url] if hub_url else []
         self.cmd = [sys.executable, "-m", "ssenb", "serve", "--workers", str(n), "--port", "0",
-                    "--hub", hub_url, *extra]  # fmt: skip
+                    *hub, *extra]  # fmt: skip
         self.n, self.log_path = n, logdir / f"workers-{os.getpid()}-{id(self)}.log"
         self.proc: subprocess.Popen[str] | None = None
         self.url, self.port = "", 0
