@@ -149,7 +149,7 @@ def _worker_command(args: argparse.Namespace) -> list[str]:
 
 def _supervise(args: argparse.Namespace) -> int:
     """`ssenb serve --workers N`: bind once, run N workers on that socket, restart the dead."""
-    from .server._workers import Supervisor, listen
+    from .server._workers import Supervisor, reserve
 
     if args.workers < 1:
         print("ssenb serve: --workers must be at least 1", file=sys.stderr)
@@ -162,7 +162,7 @@ def _supervise(args: argparse.Namespace) -> int:
         print("ssenb serve: without --hub each worker has its own /hub and /jobs (a client"
               " resuming on another worker misses events)", file=sys.stderr)  # fmt: skip
     try:
-        sock = listen(args.host, args.port, allow_remote=args.allow_remote)
+        sock = reserve(args.host, args.port, allow_remote=args.allow_remote)
     except (OSError, RuntimeError, ValueError) as exc:
         print(f"ssenb serve: {exc}", file=sys.stderr)
         return 1

@@ -125,7 +125,7 @@ class Workers:
                     *hub, *extra]  # fmt: skip
         self.n, self.log_path = n, logdir / f"workers-{os.getpid()}-{id(self)}.log"
         self.proc: subprocess.Popen[str] | None = None
-        self.url, self.port = "", 0
+        self.url, self.port, self.banner = "", 0, ""
 
     def start(self, timeout: float = 60) -> Workers:
         log = self.log_path.open("w")
@@ -138,6 +138,7 @@ class Workers:
         if not box or " at " not in box[0]:
             self.stop()
             raise RuntimeError(f"ssenb serve --workers did not start: {self.log()[-2000:]}")
+        self.banner = box[0]
         self.url = box[0].split(" at ")[1].split()[0].rstrip("/")
         self.port = int(self.url.rsplit(":", 1)[1])
         return self
@@ -153,6 +154,13 @@ class Workers:
             return [int(p) for p in path.read_text().split()]
         except OSError:
             return []
+
+    def ready_pids(self) -> list[int]:
+        """The workers alive now that accept connections: those in the banner and those the
+        supervisor logged as ready after a restart."""
+        told = re.findall(r"pids ([\d ]+);", self.banner)[0].split()
+        told += re.findall(r"ready \(pid (\d+)\)", self.log())
+        return [pid for pid in self.pids() if str(pid) in told]
 
     def kill_worker(self, pid: int) -> None:
         try:

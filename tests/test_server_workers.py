@@ -1,6 +1,7 @@
 """`ssenb serve --workers N` (ssenb/server/_workers.py) as a real process tree: the workers
-share one port, a SIGKILLed worker is restarted, SIGTERM/SIGINT stop every worker, a killed
-supervisor leaves no orphans, and a start that cannot work fails at once with its reason.
+share one port (SO_REUSEPORT) and a burst of connections is spread over them, a SIGKILLed
+worker is restarted, SIGTERM/SIGINT stop every worker, a killed supervisor leaves no
+orphans, and a start that cannot work fails at once with its reason.
 (Behind nginx on a Redis stream: tests/test_deploy_nginx.py.)
 """
 
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -34,6 +36,28 @@ def _wait(condition: Callable[[], bool], timeout: float = 20.0) -> None:
         time.sleep(0.05)
 
 
+def _owners(port: int, pids: list[int]) -> dict[int, int]:
+    """Client port -> the pid holding the server side of that connection to `port` (Linux
+    /proc: the socket's inode in /proc/net/tcp, then in each process's file descriptors)."""
+    by_inode: dict[str, int] = {}
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote = (int(a.split(":")[1], 16) for a in fields[1:3])
+        if local == port and fields[3] == "01":  # established, server side
+            by_inode[fields[9]] = remote
+    owners: dict[int, int] = {}
+    for pid in pids:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            inode = target.removeprefix("socket:[").rstrip("]")
+            if inode in by_inode:
+                owners[by_inode[inode]] = pid
+    return owners
+
+
 @pytest.fixture
 def workers(tmp_path: Path) -> Iterator[Workers]:
     running = Workers(2, None, logdir=tmp_path).start()
@@ -55,7 +79,8 @@ def test_the_workers_share_one_port_and_each_answers(workers: Workers) -> None:
 def test_a_killed_worker_is_restarted_and_the_port_keeps_answering(workers: Workers) -> None:
     victim, other = workers.pids()
     workers.kill_worker(victim)
-    # the shared socket stays open: the other worker answers at once
+    _wait(lambda: victim not in workers.pids())  # reaped: its socket left the port's group
+    # the other worker answers at once, before the restarted one is up
     assert httpx.get(workers.url + "/stream?n=1&interval=0", timeout=10).status_code == 200
     _wait(lambda: len(workers.pids()) == 2 and victim not in workers.pids())
     assert other in workers.pids()
@@ -102,3 +127,23 @@ def test_a_start_that_cannot_work_fails_at_once_with_its_reason() -> None:
     assert "does not answer" in proc.stderr  # the worker's own message
     assert "exited (status 1) before it was ready" in proc.stderr
     assert proc.stdout == ""  # no banner: nothing is served
+
+
+def test_a_burst_of_connections_is_spread_over_the_workers(workers: Workers) -> None:
+    """100 streams opened at once (as nginx does when clients resume together) land on
+    both workers, not all on the first one that wakes (what one shared socket gave)."""
+    conns = [socket.create_connection(("127.0.0.1", workers.port)) for _ in range(100)]
+    try:
+        for c in conns:
+            c.sendall(b"GET /ticks?rate=1 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        for c in conns:
+            c.settimeout(10)
+            assert c.recv(100).startswith(b"HTTP/1.1 200")
+        owners = _owners(workers.port, workers.pids())
+        owners = [owners.get(c.getsockname()[1]) for c in conns]
+    finally:
+        for c in conns:
+            c.close()
+    counts = sorted(owners.count(pid) for pid in workers.pids())
+    assert sum(counts) == 100
+    assert counts[0] >= 20  # kernel hashing: about half each

@@ -1,22 +1,27 @@
-"""`ssenb serve --workers N`: N worker processes accepting on one listening socket.
+"""`ssenb serve --workers N`: N worker processes on one port, restarted when they die.
 
-The supervisor (the `ssenb serve` process) binds the port once and hands that socket to N
-children (`python -m ssenb serve ... --worker-fds LISTEN,LIFELINE`); they all accept from
-the kernel's one queue, so a connection waiting there goes to whichever worker is free and a
-worker's death loses only the connections it had already accepted (an SSE client resumes
-them with `Last-Event-ID` on another worker when the hub is on Redis). A dead worker is
-restarted after `RESTART_DELAY` s, doubling while restarts die before they are ready (up to
-`MAX_DELAY`); one that fails before it is ever ready stops the whole start (a bad `--hub`,
-say), since a restart could not fix it. Each worker holds the read end of a pipe whose write
-end only the supervisor has: killed outright, the supervisor leaves no orphans, because every
-worker sees the pipe close and stops. Stopping sends SIGTERM (each worker ends its streams
-cleanly) and SIGKILL after `GRACE` s.
+The supervisor (the `ssenb serve` process) reserves the port (a bound socket that never
+listens: port 0 becomes a real port, and it stays ours while workers come and go) and
+starts N children (`python -m ssenb serve ... --worker-fds RESERVED,LIFELINE`). Each worker
+binds its own listening socket to that address with SO_REUSEPORT, and the kernel spreads new
+connections evenly over the live workers by hashing each connection. One socket shared by
+all workers would keep the connections queued on a dying worker, but it spreads them badly:
+asyncio accepts everything queued at each wake, so a burst (100 clients resuming at once)
+went 93 / 7 to one worker in our measurement. So a worker's death resets the few
+connections waiting in its own queue, besides the streams it served: clients reconnect
+(nginx answers 502 for a request it had sent there) and resume with `Last-Event-ID`.
+
+A dead worker is restarted after `RESTART_DELAY` s, doubling while restarts die before they
+are ready (up to `MAX_DELAY`); one that fails before it is ever ready stops the whole start
+(a bad `--hub`, say), since a restart could not fix it. Each worker holds the read end of a
+pipe whose write end only the supervisor has: killed outright, the supervisor leaves no
+orphans, because every worker sees the pipe close and stops. Stopping sends SIGTERM (each
+worker ends its streams cleanly) and SIGKILL after `GRACE` s.
 
 Why not uvicorn's own `--workers`: its children import the app by name in a fresh
 interpreter, so ssenb's Host/token guard, cooperative stream stop and the Redis PING at
-start would have to be rebuilt from environment variables; and one SO_REUSEPORT socket per
-worker resets the connections queued on a dying worker's socket, which one shared socket
-does not. POSIX only (file descriptors are passed to the children).
+start would have to be rebuilt from environment variables. Linux (SO_REUSEPORT balances
+there; elsewhere it may not).
 """
 
 from __future__ import annotations
@@ -29,14 +34,15 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from starlette.types import ASGIApp
 
 from .. import _state
 from ._logs import install_log_buffer
-from ._runner import ServerHandle, _bind, _is_loopback, _register_atexit
+from ._runner import ServerHandle, _is_loopback, _register_atexit
 
-__all__ = ["GRACE", "MAX_DELAY", "RESTART_DELAY", "Supervisor", "listen", "serve_worker"]
+__all__ = ["GRACE", "MAX_DELAY", "RESTART_DELAY", "Supervisor", "reserve", "serve_worker"]
 
 RESTART_DELAY = 0.1  # seconds before a dead worker is started again
 MAX_DELAY = 5.0  # ceiling of that delay while restarts keep failing before they are ready
@@ -44,17 +50,28 @@ GRACE = 5.0  # seconds workers get to stop after SIGTERM before SIGKILL
 READY = "ready"  # what a worker prints on stdout once it accepts connections
 
 
-def listen(host: str, port: int, *, allow_remote: bool) -> socket.socket:
-    """The supervisor's listening socket (loopback only unless `allow_remote`)."""
-    if os.name != "posix":
-        raise RuntimeError("--workers needs a POSIX system (it passes the socket to children)")
+def reserve(host: str, port: int, *, allow_remote: bool) -> socket.socket:
+    """The supervisor's hold on the port: bound with SO_REUSEPORT, never listening (so it
+    takes no connections); loopback only unless `allow_remote`."""
+    if not hasattr(socket, "SO_REUSEPORT") or os.name != "posix":
+        raise RuntimeError("--workers needs SO_REUSEPORT (Linux)")
     if not _is_loopback(host) and not allow_remote:
         raise ValueError(
             f"host {host!r} is not a loopback address; pass allow_remote=True (--allow-remote)"
             " to expose the server to other machines"
         )
-    sock = _bind(host, port)
-    sock.listen(2048)
+    return _reuseport_socket(socket.AF_INET6 if ":" in host else socket.AF_INET, (host, port))
+
+
+def _reuseport_socket(family: int, address: tuple[Any, ...]) -> socket.socket:
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(address)
+    except OSError:
+        sock.close()
+        raise
     return sock
 
 
@@ -75,8 +92,9 @@ class _Worker:
 
 
 class Supervisor:
-    """N workers running `python -m ssenb <command> --worker-fds ...` on `sock`, restarted
-    when they die (see the module docstring). `log` gets one line per death and restart."""
+    """N workers running `python -m ssenb <command> --worker-fds ...` on the address `sock`
+    reserves, restarted when they die (see the module docstring). `log` gets one line per
+    death, restart and restarted worker ready."""
 
     def __init__(
         self, sock: socket.socket, command: Iterable[str], n: int,
@@ -91,6 +109,7 @@ class Supervisor:
         self._workers: list[_Worker | None] = [None] * n
         self._due: dict[int, float] = {}  # slot -> when to start it again
         self._fails = [0] * n  # consecutive deaths before ready, per slot
+        self._told: set[int] = set()  # pids whose readiness was logged (or in the banner)
 
     def _spawn(self, slot: int) -> _Worker:
         fds = f"{self.sock.fileno()},{self._life_r}"
@@ -119,11 +138,16 @@ class Supervisor:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the workers were not ready within {timeout:g} s")
             time.sleep(0.02)
+        self._told.update(w.proc.pid for w in workers)
 
     def check(self) -> None:
-        """Restart dead workers whose delay is over; call this every ~0.1 s."""
+        """Restart dead workers whose delay is over, log restarted ones once they accept;
+        call this every ~0.1 s."""
         now = time.monotonic()
         for slot, worker in enumerate(self._workers):
+            if worker is not None and worker.ready.is_set() and worker.proc.pid not in self._told:
+                self._told.add(worker.proc.pid)
+                self.log(f"ssenb serve: worker {slot + 1} ready (pid {worker.proc.pid})")
             if worker is not None and worker.proc.poll() is not None:
                 self._fails[slot] = 0 if worker.ready.is_set() else self._fails[slot] + 1
                 delay = min(MAX_DELAY, RESTART_DELAY * 2 ** self._fails[slot])
@@ -182,11 +206,14 @@ def serve_worker(
     allowed_hosts: Iterable[str] | None = None, allow_remote: bool = False,
     cors_origins: Iterable[str] | None = None,
 ) -> ServerHandle:  # fmt: skip
-    """Serve `app` on the supervisor's socket (`fds` = "LISTEN,LIFELINE", as passed by
-    `Supervisor`) in a background thread, with the same guard as `serve()`; returns once
-    it accepts. The worker stops on its own when the supervisor goes away."""
-    listen_fd, life_fd = (int(part) for part in fds.split(","))
-    sock = socket.socket(fileno=listen_fd)
+    """Serve `app` on the supervisor's address (`fds` = "RESERVED,LIFELINE", as passed by
+    `Supervisor`: a listening socket of our own bound there with SO_REUSEPORT) in a
+    background thread, with the same guard as `serve()`; returns once it accepts. The
+    worker stops on its own when the supervisor goes away."""
+    reserved_fd, life_fd = (int(part) for part in fds.split(","))
+    with socket.socket(fileno=reserved_fd) as reserved:  # our copy of the supervisor's fd
+        family, address = reserved.family, reserved.getsockname()
+    sock = _reuseport_socket(family, address)  # uvicorn makes it listen
     install_log_buffer()
     _register_atexit()
     handle = ServerHandle(
