@@ -22,7 +22,9 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ("parser", "e2e", "fanout", "hub_redis", "data", "dataset", "widgets", "kernel", "chart")
+SCRIPTS = (
+    *("parser", "e2e", "fanout", "hub_redis", "nginx", "data", "dataset", "widgets", "kernel", "chart"),
+)
 
 # (script, figure key, what, comparison, target)
 TARGETS: list[tuple[str, str, str, Callable[[float, float], bool], float]] = [
@@ -49,6 +51,13 @@ TARGETS: list[tuple[str, str, str, Callable[[float, float], bool], float]] = [
         "hub on Redis / hub in process, ev/s (most subs)",
         operator.ge,
         0.5,
+    ),
+    (
+        "nginx",
+        "two_workers_vs_memory",
+        "nginx + 2 Redis workers / hub in process",
+        operator.ge,
+        1 / 3,
     ),
     ("data", "speed_read_jsonl_raw", "read_jsonl (raw) vs pandas.read_json", operator.ge, 6),
     ("data", "speed_read_jsonl_parsed", "read_jsonl (parsed) vs pandas.read_json", operator.ge, 3),
@@ -87,6 +96,9 @@ def run(name: str, quick: bool, out: Path) -> dict[str, Any] | None:
         figures["most_subscribers"] = top["subscribers"]
         figures["redis_vs_memory_at_most_subscribers"] = top["ratio"]
         figures["redis_delivered_per_s_at_most_subscribers"] = top["redis"]["delivered_per_s"]
+    if name == "nginx":  # one row: 1 and 2 workers and the in-process hub, same run
+        figures.update({k: v for k, v in figures["rows"][0].items() if isinstance(v, float)})
+        figures["most_subscribers"] = figures["rows"][0]["subscribers"]
     return figures
 
 

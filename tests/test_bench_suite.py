@@ -29,14 +29,17 @@ def test_suite_quick_run_writes_figures_for_every_benchmark(tmp_path: Path) -> N
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     record = json.loads((tmp_path / "latest-quick.json").read_text())
     expected = {
-        *("parser", "e2e", "fanout", "hub_redis", "data", "dataset", "widgets", "kernel", "chart")
+        *("parser", "e2e", "fanout", "hub_redis", "nginx", "data", "dataset", "widgets", "kernel", "chart")
     }
     if not (shutil.which("redis-server") or os.environ.get("CI")):
-        expected.discard("hub_redis")  # it needs a redis-server (CI installs one)
+        expected -= {"hub_redis", "nginx"}  # they need a redis-server (CI installs one)
+    if not (shutil.which("nginx") or Path("/usr/sbin/nginx").exists() or os.environ.get("CI")):
+        expected.discard("nginx")  # and nginx (CI installs it)
     assert set(record["figures"]) == expected
     # every figure is measured; memory ratios need full sizes (quick runs are below 1 MB)
     missing = [r["what"] for r in record["targets"] if r["value"] is None]
     excused = ("memory",) if "hub_redis" in expected else ("memory", "Redis")
+    excused += () if "nginx" in expected else ("nginx",)
     assert all(any(word in what for word in excused) for what in missing), missing
     assert (tmp_path / "summary-quick.png").stat().st_size > 5_000
     assert "verdict" in proc.stdout

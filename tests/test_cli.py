@@ -93,6 +93,27 @@ def test_serve_refuses_a_remote_host_without_allow_remote() -> None:
     assert "allow_remote" in proc.stderr
 
 
+@pytest.mark.parametrize(
+    ("argv", "status", "message"),
+    [
+        (["--workers", "0"], 2, "--workers must be at least 1"),
+        (["--workers", "2", "--token"], 2, "--token is per process"),
+        (["--workers", "2", "--host", "192.0.2.7"], 1, "allow_remote"),
+    ],
+    ids=["no-workers", "token-is-per-process", "remote-host"],
+)
+def test_serve_workers_refuses_what_cannot_work(argv: list[str], status: int, message: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "ssenb", "serve", "--port", "0", *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == status
+    assert message in proc.stderr
+    assert proc.stdout == ""
+
+
 def test_tail_prints_each_event_until_the_stream_is_done(
     demo: ServerHandle, capsys: pytest.CaptureFixture[str]
 ) -> None:
