@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ("parser", "e2e", "fanout", "hub_redis", "data", "dataset", "widgets")
+SCRIPTS = ("parser", "e2e", "fanout", "hub_redis", "data", "dataset", "widgets", "llm_load")
 
 # (script, figure key, what, comparison, target)
 TARGETS: list[tuple[str, str, str, Callable[[float, float], bool], float]] = [
@@ -57,6 +57,13 @@ TARGETS: list[tuple[str, str, str, Callable[[float, float], bool], float]] = [
     ("data", "speed_batching", "batcher vs list of dicts", operator.ge, 2),
     ("data", "memory_batching", "batcher peak memory vs list of dicts", operator.le, 0.5),
     ("widgets", "worst_messages_per_s", "widget messages/s per view (worst)", operator.le, 20),
+    (
+        "llm_load",
+        "ratio_accurate_streams",
+        "llm.load vs openai loop, accurate streams",
+        operator.ge,
+        2,
+    ),
 ]
 
 

@@ -307,8 +307,11 @@ class SSEMagics(Magics):
             levels = [int(c) for c in str(args.concurrency).split(",") if c.strip()]
         except ValueError as exc:
             raise UsageError(f"-c wants comma-separated ints, got {args.concurrency!r}") from exc
+        text = str(args.body or "")
+        if len(text) > 1 and text[0] == text[-1] and text[0] in "'\"":
+            text = text[1:-1]  # IPython's argument splitting keeps the quotes
         try:
-            extra = json.loads(args.body) if args.body else None
+            extra = json.loads(text) if text else None
         except json.JSONDecodeError as exc:
             raise UsageError(f"-b must be a JSON object: {exc}") from exc
         if extra is not None and not isinstance(extra, dict):

@@ -28,7 +28,7 @@ def test_suite_quick_run_writes_figures_for_every_benchmark(tmp_path: Path) -> N
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     record = json.loads((tmp_path / "latest-quick.json").read_text())
-    expected = {"parser", "e2e", "fanout", "hub_redis", "data", "dataset", "widgets"}
+    expected = {"parser", "e2e", "fanout", "hub_redis", "data", "dataset", "widgets", "llm_load"}
     if not (shutil.which("redis-server") or os.environ.get("CI")):
         expected.discard("hub_redis")  # it needs a redis-server (CI installs one)
     assert set(record["figures"]) == expected
