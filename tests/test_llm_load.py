@@ -57,11 +57,12 @@ def close(measured: float | None, configured: float) -> bool:
     return measured is not None and abs(measured - configured) <= max(0.1 * configured, 0.002)
 
 
-# path, concurrency, requests, ttft, delay, length cap (the provider's own field)
+# path, concurrency, requests, ttft, delay, length cap (the provider's own field); ramped
+# levels send 2 requests per stream, so all c are open at once after the ramp
 ACCURACY = [
     ("chat-1", "/v1/chat/completions", 1, 5, 0.3, 0.04, {"max_completion_tokens": 8}),
-    ("chat-16", "/v1/chat/completions", 16, 16, 0.3, 0.05, {"max_completion_tokens": 10}),
-    ("chat-64", "/v1/chat/completions", 64, 64, 1.0, 0.1, {"max_completion_tokens": 10}),
+    ("chat-16", "/v1/chat/completions", 16, 32, 0.3, 0.05, {"max_completion_tokens": 10}),
+    ("chat-64", "/v1/chat/completions", 64, 128, 1.0, 0.1, {"max_completion_tokens": 10}),
     ("responses-4", "/v1/responses", 4, 4, 0.3, 0.04, {"max_output_tokens": 10}),
     ("anthropic-4", "/v1/messages", 4, 4, 0.3, 0.04, {"max_tokens": 10}),
     ("gemini-4", "/v1beta/models/m:streamGenerateContent", 4, 4, 0.3, 0.04,
@@ -86,6 +87,7 @@ def test_measured_ttft_and_itl_match_the_configured_pacing(
     assert (df["error"] == "").all(), df["error"].tolist()
     assert (df["concurrency"] == c).all()
     level = summary.iloc[0]
+    assert level["peak_streams"] == c  # all c streams were open at once
     assert close(level["ttft_p50"], ttft), (level["ttft_p50"], ttft)
     assert close(level["itl_p50"], delay), (level["itl_p50"], delay)
     assert (df["deltas"] >= 7).all()
@@ -102,6 +104,7 @@ def test_rows_and_summary_cover_every_level_in_order(base: str) -> None:
     assert run.error is None
     assert df.groupby("concurrency").size().to_dict() == {1: 4, 3: 6}  # default 2/stream, >= 4
     assert list(run.summary["concurrency"]) == [1, 3]
+    assert list(run.summary["peak_streams"]) == [1, 3]
     assert sorted(df["request"]) == list(range(10))
     assert (df["start"].diff().dropna() > -1).all()
     assert df["start"].min() >= 0

@@ -242,6 +242,8 @@ class Level:
     cpu: float = 0.0
     lags: list[float] = field(default_factory=list)
     samples: list[Sample] = field(default_factory=list)
+    in_flight: int = 0
+    peak: int = 0  # the most streams that were really open at once (fewer requests: fewer)
 
     @property
     def busy(self) -> float:
@@ -307,7 +309,12 @@ async def run_level(
             level.samples.append(sample)
             if on_start is not None:
                 on_start(sample)
-            await measure(client, target, sample, origin, headers, on_delta)
+            level.in_flight += 1
+            level.peak = max(level.peak, level.in_flight)
+            try:
+                await measure(client, target, sample, origin, headers, on_delta)
+            finally:
+                level.in_flight -= 1
             if on_done is not None:
                 on_done(sample)
 

@@ -241,7 +241,8 @@ def load(
             "anthropic", "gemini", "ssenb".
         concurrency: levels, run in order (an int: one level).
         requests: requests per level (default 2 per stream, at least 4); with `duration`
-            the level ends at whichever comes first.
+            the level ends at whichever comes first. Fewer requests than streams open fewer
+            streams: the summary's `peak_streams` says how many were really open at once.
         prompts: used in turn; headers: sent with every request (e.g. an Authorization
             header built from an environment variable); model, body: merged into each
             request body (`body={"max_tokens": 64}`, or the mock's `delay`/`ttft`/`jitter`).

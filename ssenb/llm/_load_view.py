@@ -21,9 +21,9 @@ from ._load import Level, Sample, percentile
 __all__ = ["LoadView", "summarize_levels"]
 
 SUMMARY_COLUMNS = [
-    "concurrency", "requests", "errors", "ttft_p50", "ttft_p99", "itl_p50", "itl_p99",
-    "tokens_per_s", "stream_tokens_per_s", "client_us_per_event", "loop_busy", "lag_p50", "lag_p99",
-    "client_bound", "wall",
+    "concurrency", "peak_streams", "requests", "errors", "ttft_p50", "ttft_p99", "itl_p50",
+    "itl_p99", "tokens_per_s", "stream_tokens_per_s", "client_us_per_event", "loop_busy",
+    "lag_p50", "lag_p99", "client_bound", "wall",
 ]  # fmt: skip
 
 
@@ -42,6 +42,7 @@ def summarize_levels(rows: pd.DataFrame, levels: Sequence[Level]) -> pd.DataFram
         rates = [float(r) for r in ok["tokens_per_s"].dropna()] if len(ok) else []
         out.append({
             "concurrency": level.concurrency,
+            "peak_streams": level.peak,
             "requests": len(mine),
             "errors": int((mine["error"] != "").sum()) if len(mine) else 0,
             "ttft_p50": percentile(ttfts, 0.5),
