@@ -24,7 +24,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 SCRIPTS = (
     *("parser", "e2e", "fanout", "hub_redis", "nginx", "data", "dataset", "widgets", "kernel"),
-    "chart",
+    *("chart", "llm_load"),
 )
 
 # (script, figure key, what, comparison, target)
@@ -70,6 +70,13 @@ TARGETS: list[tuple[str, str, str, Callable[[float, float], bool], float]] = [
     ("kernel", "events_per_s_watch", "watch() ingest in a kernel, ev/s", operator.ge, 500_000),
     ("kernel", "busy_p99_ms", "trivial cell p99 during that ingest (ms)", operator.le, 60),
     ("chart", "ratio_chart_vs_no_view", "ingest with a live chart vs no view", operator.ge, 0.8),
+    (
+        "llm_load",
+        "ratio_accurate_streams",
+        "llm.load vs openai loop, accurate streams",
+        operator.ge,
+        2,
+    ),
 ]
 
 

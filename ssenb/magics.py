@@ -1,4 +1,5 @@
-"""IPython magics: `%load_ext ssenb`, then `%sse`, `%%sse`, `%sse_server`, `%sse_load`.
+"""IPython magics: `%load_ext ssenb`, then `%sse`, `%%sse`, `%sse_server`, `%sse_load`,
+`%sse_llm_load`.
 
 The magics are a thin shell over the library (`serve`, `collect`, `watch`, `read_jsonl`):
 anything a magic does, a plain function call does too. Magics must block or return a handle
@@ -284,6 +285,56 @@ class SSEMagics(Magics):
         frame = read_jsonl(path, parse_data=not args.raw)
         self._store(args.output, frame)
         return frame
+
+    @magic_arguments()
+    @argument("url", help="a streaming LLM endpoint, or a demo path such as /v1/chat/completions")
+    @argument("-c", "--concurrency", default="1,4,16", help="levels, comma-separated")
+    @argument("-r", "--requests", type=int, default=None, help="requests per level")
+    @argument("-d", "--duration", type=float, default=None, help="seconds per level at most")
+    @argument("--dialect", default="auto", help="auto, openai-chat, openai-responses, ...")
+    @argument("-m", "--model", default=None, help="model name put into each request body")
+    @argument("-p", "--prompt", action="append", help="prompt (repeatable, used in turn)")
+    @argument("-b", "--body", default=None, help="extra JSON fields merged into each body")
+    @argument("-H", "--header", action="append", help="request header 'Name: value'")
+    @argument("--bg", action="store_true", help="return the running LoadRun at once")
+    @argument("-o", "--output", metavar="VAR", help="also store the result in this variable")
+    @line_magic
+    def sse_llm_load(self, line: str) -> Any:
+        """Measure TTFT, inter-token latency and tokens/s at each concurrency level
+        (`ssenb.llm.load`); blocks and returns the per-request DataFrame (`--bg`: the run)."""
+        args = _parse(self.sse_llm_load, line)
+        try:
+            levels = [int(c) for c in str(args.concurrency).split(",") if c.strip()]
+        except ValueError as exc:
+            raise UsageError(f"-c wants comma-separated ints, got {args.concurrency!r}") from exc
+        text = str(args.body or "")
+        if len(text) > 1 and text[0] == text[-1] and text[0] in "'\"":
+            text = text[1:-1]  # IPython's argument splitting keeps the quotes
+        try:
+            extra = json.loads(text) if text else None
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"-b must be a JSON object: {exc}") from exc
+        if extra is not None and not isinstance(extra, dict):
+            raise UsageError("-b must be a JSON object")
+        from .llm import load
+
+        try:
+            run = load(
+                self._resolve(args.url), dialect=args.dialect, concurrency=levels,
+                requests=args.requests, duration=args.duration, model=args.model,
+                prompts=args.prompt, body=extra, headers=_headers(args.header),
+            )  # fmt: skip
+        except ValueError as exc:
+            raise UsageError(str(exc)) from exc
+        if args.bg:
+            self._store(args.output, run)
+            return run
+        from .notebook._display import show
+
+        show(run)
+        result = run.wait()
+        self._store(args.output, result)
+        return result
 
 
 def _running(name: str) -> Any:

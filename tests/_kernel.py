@@ -66,6 +66,8 @@ class Kernel:
             elif kind == "status" and content["execution_state"] == "idle":
                 break
         shell = self.client.get_shell_msg(timeout=timeout)
+        while shell["parent_header"].get("msg_id") != msg_id:  # a reply left by an earlier run
+            shell = self.client.get_shell_msg(timeout=timeout)
         reply.status = shell["content"]["status"]
         if reply.status == "error" and not reply.error:
             reply.error = shell["content"]  # UsageError: no iopub error, only stderr + reply

@@ -30,7 +30,7 @@ def test_suite_quick_run_writes_figures_for_every_benchmark(tmp_path: Path) -> N
     record = json.loads((tmp_path / "latest-quick.json").read_text())
     expected = {
         *("parser", "e2e", "fanout", "hub_redis", "nginx", "data", "dataset", "widgets", "kernel"),
-        "chart",
+        *("chart", "llm_load"),
     }
     if not (shutil.which("redis-server") or os.environ.get("CI")):
         expected -= {"hub_redis", "nginx"}  # they need a redis-server (CI installs one)

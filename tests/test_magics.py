@@ -82,6 +82,27 @@ def test_cell_magic_posts_the_body_as_json(k: Kernel) -> None:
     assert k.value("chunks['data.object'].iloc[0]") == "chat.completion.chunk"
 
 
+def test_llm_load_measures_the_demo_server_and_returns_rows(k: Kernel) -> None:
+    reply = k.ok(
+        "df = %sse_llm_load /v1/chat/completions -c 1,2 -r 2 "
+        """-b '{"ttft": 0.05, "delay": 0.01, "jitter": 0, "max_completion_tokens": 5}'"""
+    )
+    assert reply.displays, "the live view was displayed"
+    assert k.value("len(df)") == "4"
+    assert k.value("sorted(set(df['concurrency']))") == "[1, 2]"
+    assert k.value("bool((df['error'] == '').all())") == "True"
+    assert k.value("list(df.attrs['summary']['concurrency'])") == "[1, 2]"
+    assert 0.04 < float(k.value("float(df['ttft'].median())")) < 0.25  # 5x the promise
+
+
+def test_llm_load_bg_returns_the_run(k: Kernel) -> None:
+    k.ok('run = %sse_llm_load /v1/messages -c 1 -r 1 --bg -b \'{"delay": 0, "ttft": 0}\'')
+    assert k.value("type(run).__name__") == "LoadRun"
+    k.ok("rows = run.wait(30)")
+    assert k.value("run.status") == "done"
+    assert k.value("len(rows)") == "1"
+
+
 USAGE_ERRORS = [
     ("missing-url", "%sse", "arguments are required"),
     ("bad-url", "%sse ftp://x", "must start with"),
@@ -92,6 +113,9 @@ USAGE_ERRORS = [
     ("missing-file", "%sse_load /no/such/file.jsonl", "no such recording"),
     ("bad-app", "%sse_server start --app nope", "MODULE:ATTR"),
     ("http-404", "%sse /no-such-endpoint", "404"),
+    ("llm-bad-levels", "%sse_llm_load /v1/chat/completions -c 1,x", "comma-separated"),
+    ("llm-zero-level", "%sse_llm_load /v1/chat/completions -c 0", "concurrency"),
+    ("llm-bad-body", "%sse_llm_load /v1/chat/completions -b '[1]'", "JSON object"),
 ]
 
 

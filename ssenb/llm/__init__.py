@@ -4,7 +4,9 @@ Gemini or ssenb's mock, read the same way.
 - `summarize(events_or_df)` -> `LLMResult` (provider, text, reasoning, tool_calls,
   finish_reason, usage, error);
 - `frame(events_or_df)` -> DataFrame, one row per delta (time, kind, text, index);
-- `metrics(frame)` -> dict (ttft, itl_p50, itl_p99, tokens_per_s, ...).
+- `metrics(frame)` -> dict (ttft, itl_p50, itl_p99, tokens_per_s, ...);
+- `load(url, concurrency=(1, 4, 16))` -> `LoadRun`: an endpoint's TTFT, ITL and tokens/s
+  under concurrent streams, live, then a DataFrame (one row per request, a summary per level).
 
 The stream shapes themselves live in one pure module (`ssenb._dialects`), which the tokens
 view and the demo relay use too.
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 from .._dialects import KINDS, PROVIDERS, Accumulator, Delta, LLMResult, detect
 from ._frame import events_of, frame, metrics, summarize
+from ._load_run import LoadRun, load
 
 __all__ = [
     "KINDS",
@@ -21,9 +24,11 @@ __all__ = [
     "Accumulator",
     "Delta",
     "LLMResult",
+    "LoadRun",
     "detect",
     "events_of",
     "frame",
+    "load",
     "metrics",
     "summarize",
 ]

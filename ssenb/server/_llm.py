@@ -113,6 +113,8 @@ def _plan(req: ChatRequest) -> Plan:
     return make_plan(
         _prompt_of(req),
         delay=req.delay,
+        ttft=req.ttft,
+        jitter=req.jitter,
         tools=[] if req.tool_choice == "none" else tools,
         max_tokens=req.max_completion_tokens or req.max_tokens,
         fail_after=req.fail_after,

@@ -53,6 +53,8 @@ def _plan(req: MessagesRequest) -> Plan:
     return make_plan(
         prompt,
         delay=req.delay,
+        ttft=req.ttft,
+        jitter=req.jitter,
         tools=tools,
         think=think,
         max_tokens=req.max_tokens,

@@ -69,6 +69,8 @@ def _plan(req: GenerateRequest, delay: float | None, fail_after: int | None) -> 
     return make_plan(
         prompt,
         delay=req.delay if delay is None else delay,
+        ttft=req.ttft,
+        jitter=req.jitter,
         tools=[] if mode == "NONE" else tools,
         think=think,
         max_tokens=_get(config, "maxOutputTokens"),

@@ -57,12 +57,15 @@ def mock_tokens(prompt: str) -> list[str]:
     return _TOKEN.findall(mock_answer(prompt))
 
 
-def _waits(prompt: str, count: int, delay: float) -> list[float]:
-    """Per-token waits: `delay` with +-40% jitter seeded by the prompt (reproducible)."""
+def _waits(
+    prompt: str, count: int, delay: float, ttft: float | None = None, jitter: float = 0.4
+) -> list[float]:
+    """Per-token waits: `delay` with +-`jitter` (a fraction) seeded by the prompt
+    (reproducible); the first is `ttft` when given, else 4 such waits."""
     rng = random.Random(zlib.crc32(prompt.encode()))
-    waits = [delay * rng.uniform(0.6, 1.4) for _ in range(count)]
+    waits = [delay * rng.uniform(1 - jitter, 1 + jitter) for _ in range(count)]
     if waits:
-        waits[0] *= _FIRST_TOKEN_WAIT
+        waits[0] = ttft if ttft is not None else waits[0] * _FIRST_TOKEN_WAIT
     return waits
 
 
@@ -80,6 +83,19 @@ class Extension(BaseModel):
 
     model_config = ConfigDict(extra="allow")
     delay: float = Field(0.05, ge=0, le=10, description="ssenb extension: seconds per token")
+    ttft: float | None = Field(
+        None,
+        ge=0,
+        le=60,
+        description="ssenb extension: seconds to the first token (default 4 token waits)",
+    )
+    jitter: float = Field(
+        0.4,
+        ge=0,
+        le=1,
+        description="ssenb extension: +- fraction of `delay` per token "
+        "(0: exactly `delay`, for latency measurements)",
+    )
     fail_after: int | None = Field(
         None,
         ge=0,
@@ -146,8 +162,11 @@ def make_plan(
     think: bool = False,
     max_tokens: int | None = None,
     fail_after: int | None = None,
+    ttft: float | None = None,
+    jitter: float = 0.4,
 ) -> Plan:
-    """The answer to `prompt`; `tools` (first one called), `think` (reasoning first)."""
+    """The answer to `prompt`; `tools` (first one called), `think` (reasoning first);
+    `delay`, `ttft` and `jitter` pace it (see `Extension`)."""
     steps = [("reasoning", t) for t in mock_reasoning(prompt)] if think else []
     tool = tools[0] if tools else None
     arguments = _arguments(tool, prompt) if tool else ""
@@ -159,7 +178,13 @@ def make_plan(
     if truncated:
         steps = steps[:max_tokens]
     return Plan(
-        prompt, steps, _waits(prompt, len(steps), delay), tool, arguments, truncated, fail_after
+        prompt,
+        steps,
+        _waits(prompt, len(steps), delay, ttft, jitter),
+        tool,
+        arguments,
+        truncated,
+        fail_after,
     )
 
 

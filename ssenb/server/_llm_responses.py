@@ -62,6 +62,8 @@ def _plan(req: ResponsesRequest) -> Plan:
     return make_plan(
         _prompt(req),
         delay=req.delay,
+        ttft=req.ttft,
+        jitter=req.jitter,
         tools=[] if req.tool_choice == "none" else tools,
         think=think,
         max_tokens=req.max_output_tokens,
