@@ -116,7 +116,8 @@ def run_ssenb(base: str, c: int) -> dict[str, Any]:
 
     body = {"ttft": TTFT, "delay": DELAY, "max_completion_tokens": TOKENS}
     df = llm.load(f"{base}/v1/chat/completions", concurrency=c, requests=2 * c, body=body,
-                  display=False, timeout=120, ramp=START_EVERY * c).wait(300)  # fmt: skip
+                  display=False, timeout=120, ramp=START_EVERY * c,
+                  background=True).wait(300)  # fmt: skip
     level = df.attrs["summary"].iloc[0]
     measured = df[df["request"] >= df["request"].min() + c]  # each worker's second request
     ok = measured[measured["error"] == ""]

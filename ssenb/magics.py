@@ -323,6 +323,7 @@ class SSEMagics(Magics):
                 self._resolve(args.url), dialect=args.dialect, concurrency=levels,
                 requests=args.requests, duration=args.duration, model=args.model,
                 prompts=args.prompt, body=extra, headers=_headers(args.header),
+                background=True,
             )  # fmt: skip
         except ValueError as exc:
             raise UsageError(str(exc)) from exc

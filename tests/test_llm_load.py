@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import pandas as pd
 import pytest
 
 from ssenb import llm
@@ -81,7 +82,7 @@ def test_measured_ttft_and_itl_match_the_configured_pacing(
     body = {"ttft": ttft, "delay": delay, "jitter": 0, **cap}
     ramp = 2.0 if c >= 64 else 1.0 if c >= 16 else 0.0
     df = llm.load(base + path, concurrency=c, requests=n, body=body, ramp=ramp,
-                  display=False).wait(120)  # fmt: skip
+                  display=False, background=True).wait(120)  # fmt: skip
     summary = df.attrs["summary"]
     assert len(df) == n
     assert (df["error"] == "").all(), df["error"].tolist()
@@ -98,7 +99,8 @@ def test_measured_ttft_and_itl_match_the_configured_pacing(
 
 def test_rows_and_summary_cover_every_level_in_order(base: str) -> None:
     body = {"ttft": 0.02, "delay": 0.005, "jitter": 0, "max_completion_tokens": 5}
-    run = llm.load(base + "/v1/chat/completions", concurrency=(1, 3), body=body, display=False)
+    run = llm.load(base + "/v1/chat/completions", concurrency=(1, 3), body=body, display=False,
+                   background=True)  # fmt: skip
     df = run.wait(60)
     assert run.status == "done"
     assert run.error is None
@@ -117,7 +119,7 @@ def test_duration_bounds_a_level(base: str) -> None:
     body = {"ttft": 0.01, "delay": 0.01, "jitter": 0, "max_completion_tokens": 5}
     started = time.monotonic()
     df = llm.load(base + "/v1/chat/completions", concurrency=2, duration=0.5, body=body,
-                  display=False).wait(30)  # fmt: skip
+                  display=False, background=True).wait(30)  # fmt: skip
     assert time.monotonic() - started < 5
     assert 2 <= len(df) <= 20
 
@@ -135,7 +137,7 @@ def test_failures_are_rows_with_their_error_not_exceptions(
     base: str, path: str, body: dict[str, Any], error: str
 ) -> None:
     df = llm.load(base + path, dialect="openai-chat", concurrency=2, requests=2, body=body,
-                  display=False).wait(30)  # fmt: skip
+                  display=False, background=True).wait(30)  # fmt: skip
     assert len(df) == 2
     assert all(error in e for e in df["error"]), df["error"].tolist()
     assert df.attrs["summary"].iloc[0]["errors"] == 2
@@ -143,7 +145,7 @@ def test_failures_are_rows_with_their_error_not_exceptions(
 
 def test_unreachable_server_gives_error_rows() -> None:
     df = llm.load("http://127.0.0.1:9/v1/chat/completions", concurrency=1, requests=2,
-                  display=False, timeout=5).wait(30)  # fmt: skip
+                  display=False, timeout=5, background=True).wait(30)  # fmt: skip
     assert len(df) == 2
     assert all("ConnectError" in e for e in df["error"])
 
@@ -151,7 +153,7 @@ def test_unreachable_server_gives_error_rows() -> None:
 def test_stop_ends_the_sweep_and_keeps_finished_requests(base: str) -> None:
     body = {"ttft": 0.01, "delay": 0.01, "jitter": 0, "max_completion_tokens": 3}
     run = llm.load(base + "/v1/chat/completions", concurrency=1, requests=500, body=body,
-                   display=False)  # fmt: skip
+                   display=False, background=True)  # fmt: skip
     time.sleep(0.5)
     run.stop()
     assert run.status == "stopped"
@@ -263,3 +265,15 @@ def test_percentile_interpolates() -> None:
     assert percentile([], 0.5) is None
     assert percentile([3.0, 1.0, 2.0], 0.5) == 2.0
     assert percentile([0.0, 1.0], 0.99) == pytest.approx(0.99)
+
+
+def test_the_default_form_blocks_and_returns_the_dataframe(base: str) -> None:
+    """`ssenb.llm.load(url, ...) -> DataFrame` (DESIGN's contract): one row per request."""
+    body = {"ttft": 0.01, "delay": 0.005, "jitter": 0, "max_completion_tokens": 4}
+    df = llm.load(base + "/v1/chat/completions", concurrency=(1, 2), requests=2, body=body,
+                  display=False)  # fmt: skip
+    assert isinstance(df, pd.DataFrame)
+    assert list(df["concurrency"]) == [1, 1, 2, 2]
+    assert (df["error"] == "").all()
+    assert (df["output_tokens"] == 4).all()
+    assert list(df.attrs["summary"]["concurrency"]) == [1, 2]

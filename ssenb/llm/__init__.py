@@ -5,8 +5,9 @@ Gemini or ssenb's mock, read the same way.
   finish_reason, usage, error);
 - `frame(events_or_df)` -> DataFrame, one row per delta (time, kind, text, index);
 - `metrics(frame)` -> dict (ttft, itl_p50, itl_p99, tokens_per_s, ...);
-- `load(url, concurrency=(1, 4, 16))` -> `LoadRun`: an endpoint's TTFT, ITL and tokens/s
-  under concurrent streams, live, then a DataFrame (one row per request, a summary per level).
+- `load(url, concurrency=(1, 4, 16))` -> DataFrame: an endpoint's TTFT, ITL and tokens/s
+  under concurrent streams, live, one row per request (a summary per level in `.attrs`);
+  `background=True` gives a `LoadRun` to `await` instead.
 
 The stream shapes themselves live in one pure module (`ssenb._dialects`), which the tokens
 view and the demo relay use too.

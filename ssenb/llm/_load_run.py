@@ -1,8 +1,10 @@
 """`ssenb.llm.load`: TTFT, inter-token latency and tokens/s of an LLM endpoint under load.
 
 The sweep runs on ssenb's own loop (its thread), so a cell is never blocked and a busy cell
-never delays a read: `load(...)` returns a `LoadRun` at once, which shows the live view,
-and `await run` (non-blocking) or `run.wait()` (blocking) give the per-request DataFrame.
+never delays a read. `load(...)` shows the live view and returns the per-request DataFrame
+when the sweep ends (a cell waits, the kernel does not: the view updates meanwhile);
+`load(..., background=True)` returns a `LoadRun` at once, and `await run` (the cell returns,
+the kernel stays free) or `run.wait()` give the same DataFrame.
 Levels run one after another; within a level, `c` workers each send their next request as
 soon as their last one ended (a closed loop, as vLLM's and GenAI-Perf's concurrency mode).
 """
@@ -15,7 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Generator, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal, overload
 
 import httpx
 import pandas as pd
@@ -217,6 +219,7 @@ class LoadRun:
                 await asyncio.sleep(1.0)
 
 
+@overload
 def load(
     url: str,
     *,
@@ -231,7 +234,45 @@ def load(
     timeout: float = 60.0,
     ramp: float = 0.0,
     display: bool | None = None,
-) -> LoadRun:
+    background: Literal[False] = False,
+) -> pd.DataFrame: ...
+
+
+@overload
+def load(
+    url: str,
+    *,
+    dialect: str = "auto",
+    concurrency: int | Iterable[int] = (1, 4, 16),
+    requests: int | None = None,
+    prompts: str | Iterable[str] | None = None,
+    headers: Mapping[str, str] | None = None,
+    duration: float | None = None,
+    model: str | None = None,
+    body: Mapping[str, Any] | None = None,
+    timeout: float = 60.0,
+    ramp: float = 0.0,
+    display: bool | None = None,
+    background: Literal[True],
+) -> LoadRun: ...
+
+
+def load(
+    url: str,
+    *,
+    dialect: str = "auto",
+    concurrency: int | Iterable[int] = (1, 4, 16),
+    requests: int | None = None,
+    prompts: str | Iterable[str] | None = None,
+    headers: Mapping[str, str] | None = None,
+    duration: float | None = None,
+    model: str | None = None,
+    body: Mapping[str, Any] | None = None,
+    timeout: float = 60.0,
+    ramp: float = 0.0,
+    display: bool | None = None,
+    background: bool = False,
+) -> pd.DataFrame | LoadRun:
     """Sweep `url` at each `concurrency` level and measure every streamed answer.
 
     Args:
@@ -249,10 +290,12 @@ def load(
         timeout: s per request (httpx's connect/read timeouts); ramp: s over which a level's
             streams start, evenly (0: all at once, the burst a server sees when c users click).
         display: None shows a live view in a kernel (a text line elsewhere); False: none.
+        background: False (default) waits for the end and returns the DataFrame; True
+            returns the `LoadRun` at once (`await run` in a cell, or `run.wait()`).
 
-    Returns a `LoadRun` at once: `await run` or `run.wait()` give the DataFrame, one row per
-    request (concurrency, start, ttft, itl_p50, itl_p99, output_tokens, tokens_per_s,
-    error, ...), with the per-level summary in `.attrs["summary"]` (and `run.summary`).
+    Returns the DataFrame, one row per request (concurrency, start, ttft, itl_p50, itl_p99,
+    output_tokens, tokens_per_s, error, ...), with the per-level summary in
+    `.attrs["summary"]`; with `background=True` the `LoadRun` that gives it (and `.summary`).
     """
     levels = [concurrency] if isinstance(concurrency, int) else list(concurrency)
     if not levels or any(not isinstance(c, int) or c < 1 for c in levels):
@@ -268,7 +311,12 @@ def load(
     if not texts:
         raise ValueError("prompts must hold at least one prompt")
     target = target_for(url, dialect, model=model, body=dict(body or {}))
-    return LoadRun(
+    run = LoadRun(
         target, levels, prompts=texts, requests=requests, duration=duration,
         headers=dict(headers or {}), timeout=timeout, ramp=ramp, display=display,
     )  # fmt: skip
+    if background:
+        return run
+    if display is not False:
+        _display.show(run)  # the live view, in this cell, while it waits
+    return run.wait()
