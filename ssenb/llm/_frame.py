@@ -18,7 +18,7 @@ import pandas as pd
 from .._dialects import Accumulator, LLMResult
 from .._models import Event
 
-__all__ = ["events_of", "frame", "metrics", "summarize"]
+__all__ = ["events_of", "frame", "metrics", "percentile", "summarize"]
 
 
 class Watched(Protocol):
@@ -103,7 +103,8 @@ def _seconds(values: pd.Series, origin: Any) -> list[float]:
     return [float(v) - float(origin) for v in values]
 
 
-def _percentile(values: list[float], q: float) -> float | None:
+def percentile(values: list[float], q: float) -> float | None:
+    """The q-quantile (0..1, linear interpolation) of `values`; None when empty."""
     if not values:
         return None
     ordered = sorted(values)
@@ -142,8 +143,8 @@ def metrics(df: pd.DataFrame, *, start: Any = None) -> dict[str, Any]:
     gaps = [b - a for a, b in pairwise(seconds)]
     out["ttft"] = seconds[0]
     out["duration"] = seconds[-1]
-    out["itl_p50"] = _percentile(gaps, 0.5)
-    out["itl_p99"] = _percentile(gaps, 0.99)
+    out["itl_p50"] = percentile(gaps, 0.5)
+    out["itl_p99"] = percentile(gaps, 0.99)
     span = seconds[-1] - seconds[0]
     out["tokens_per_s"] = (len(seconds) - 1) / span if span > 0 else None
     return out

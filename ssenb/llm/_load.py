@@ -24,7 +24,6 @@ Honesty rules, and how they are kept:
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ import httpx
 
 from .._dialects import Accumulator
 from .._parser import EventParser
+from ._frame import percentile
 
 __all__ = [
     "BUSY_LIMIT",
@@ -53,16 +53,6 @@ BUSY_LIMIT = 0.8  # loop CPU / wall above this: the client, not the server, sets
 LAG_LIMIT = 0.002  # s: the loop's median wake-up this late or later: reads wait for the client
 PROBE_STEP = 0.005
 DEFAULT_PROMPT = "What are Server-Sent Events?"
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    """The q-quantile (0..1, linear interpolation) of `values`; None when empty."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    k = (len(ordered) - 1) * q
-    lo, hi = math.floor(k), math.ceil(k)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
 @dataclass(frozen=True)

@@ -104,18 +104,7 @@ class LoadRun:
 
     def wait(self, timeout: float | None = None) -> pd.DataFrame:
         """Block until the sweep ends (an interrupt stops it, keeps the data, re-raises)."""
-        if _loop.in_loop_thread():
-            raise RuntimeError("wait() on the ssenb loop would block it forever: use `await run`")
-        deadline = None if timeout is None else time.monotonic() + timeout
-        try:
-            while not self._done.is_set():
-                left = 0.1 if deadline is None else min(0.1, deadline - time.monotonic())
-                if left <= 0:
-                    break
-                self._done.wait(left)
-        except KeyboardInterrupt:
-            self.stop()
-            raise
+        _loop.wait_for(self._done, timeout, self.stop, "run")
         self._sync_display()
         return self.df
 

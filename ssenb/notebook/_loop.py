@@ -9,12 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import threading
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from .._runtime import LOOP_THREAD, runtime
 
-__all__ = ["THREAD_NAME", "call", "get_loop", "in_loop_thread", "shutdown", "submit"]
+__all__ = [
+    "THREAD_NAME",
+    "call",
+    "get_loop",
+    "in_loop_thread",
+    "shutdown",
+    "submit",
+    "wait_for",
+]
 
 T = TypeVar("T")
 THREAD_NAME = LOOP_THREAD
@@ -44,3 +54,23 @@ def shutdown(timeout: float = 5.0) -> None:
     """Stop the loop thread (after every subscription on it stopped); the next use starts a
     fresh one."""
     runtime.loop.stop(timeout)
+
+
+def wait_for(
+    done: threading.Event, timeout: float | None, stop: Callable[[], object], what: str
+) -> None:
+    """Block a cell until `done` is set or `timeout` s pass, in short slices so an interrupt
+    (Ctrl-C, the kernel's stop button) lands at once: then `stop()` runs and it re-raises.
+    Refused on the ssenb loop itself, which would wait for itself forever."""
+    if in_loop_thread():
+        raise RuntimeError(f"wait() on the ssenb loop would block it forever: use `await {what}`")
+    deadline = None if timeout is None else time.monotonic() + timeout
+    try:
+        while not done.is_set():
+            left = 0.1 if deadline is None else min(0.1, deadline - time.monotonic())
+            if left <= 0:
+                break
+            done.wait(left)
+    except KeyboardInterrupt:
+        stop()
+        raise

@@ -169,18 +169,7 @@ class Subscription:
         Safe in a cell: the consumer is on its own thread. An interrupt (Ctrl-C, the kernel's
         stop button) while waiting stops the subscription, keeps the data, and re-raises.
         """
-        if _loop.in_loop_thread():
-            raise RuntimeError("wait() on the ssenb loop would block it forever: use `await sub`")
-        deadline = None if timeout is None else time.monotonic() + timeout
-        try:
-            while not self._done.is_set():
-                left = 0.1 if deadline is None else min(0.1, deadline - time.monotonic())
-                if left <= 0:
-                    break
-                self._done.wait(left)
-        except KeyboardInterrupt:
-            self.stop()
-            raise
+        _loop.wait_for(self._done, timeout, self.stop, "sub")
         self._sync_display()
         return self._done.is_set()
 
