@@ -29,6 +29,7 @@ from ._version import __version__
 
 if TYPE_CHECKING:  # pragma: no cover
     from . import llm
+    from ._doctor import doctor
     from ._lifecycle import stop_all
     from ._status import status
     from .client import EventSource, RetryPolicy
@@ -48,6 +49,7 @@ _LAZY: dict[str, str] = {
     "View": "ssenb.notebook",
     "collect": "ssenb.notebook",
     "demo_app": "ssenb.server",
+    "doctor": "ssenb._doctor",
     "llm": "ssenb.llm",  # a namespace: the module itself
     "load_ipython_extension": "ssenb.magics",
     "read_dataset": "ssenb.recording",
@@ -86,6 +88,7 @@ __all__ = [
     "__version__",
     "collect",
     "demo_app",
+    "doctor",
     "encode",
     "encode_comment",
     "llm",

@@ -65,3 +65,9 @@ def test_private_modules_declare_their_exports() -> None:
         module = importlib.import_module(f"ssenb.{mod}")
         for name in module.__all__:
             assert getattr(ssenb, name) is getattr(module, name)
+
+
+def test_doctor_is_public_and_says_one_finding_per_line() -> None:
+    found = ssenb.doctor()
+    assert repr(found).splitlines() == found.lines
+    assert found.lines[0] == f"front end: {found.frontend}"
