@@ -191,7 +191,8 @@ def _browser_through(jupyter: str) -> Any:
 
     executable = chromium_or_skip()
     home = tempfile.mkdtemp(prefix="ssenb-chromium-")
-    env = {k: v for k, v in os.environ.items() if k != "HOME"} | {"HOME": home}
+    env: dict[str, str | float | bool] = {k: v for k, v in os.environ.items() if k != "HOME"}
+    env["HOME"] = home
     pw = sync_playwright().start()
     args = [*FLAGS, f"--host-resolver-rules=MAP {HUB} 127.0.0.1"]
     browser = pw.chromium.launch(executable_path=executable, headless=True, args=args, env=env)
@@ -218,12 +219,13 @@ def test_demo_page_through_the_proxy_streams_and_resumes_with_last_event_id(
     origin = jupyter.replace("127.0.0.1", HUB)
     pw, browser, home = _browser_through(jupyter)
     try:
-        with ssenb.serve(name="test-proxy-page", token=True, proxy="/proxy/{port}/") as h:
 
-            @h.app.get("/cuts")
-            async def cuts(request: Request) -> Response:
-                return numbered(request, n, lambda first: _paced_cuts(first, n, every))
+        async def cuts(request: Request) -> Response:
+            return numbered(request, n, lambda first: _paced_cuts(first, n, every))
 
+        app = ssenb.demo_app()
+        app.add_api_route("/cuts", cuts)
+        with ssenb.serve(app, name="test-proxy-page", token=True, proxy="/proxy/{port}/") as h:
             page = browser.new_page()
             page.set_default_timeout(30_000)
             page.goto(f"{origin}/api/status?token={TOKEN}")  # Jupyter's own login cookie

@@ -23,6 +23,7 @@ finished view must not offer it. Live JupyterLab shows the same final snapshot i
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 import threading
 from collections.abc import Callable
@@ -40,6 +41,7 @@ __all__ = [
     "frontend_facts",
     "in_kernel",
     "show",
+    "under_voila",
 ]
 
 MAX_MESSAGES_PER_SECOND = 20
@@ -69,6 +71,11 @@ def in_kernel() -> bool:
     """True inside a Jupyter kernel that can show widgets (ipywidgets installed); False in
     plain Python, a terminal, or a kernel without ipywidgets (views then print text)."""
     return getattr(_shell(), "kernel", None) is not None and _importable("ipywidgets")
+
+
+def under_voila() -> bool:
+    """True in a kernel started by Voila (it sets `VOILA_BASE_URL` in the kernel's env)."""
+    return "VOILA_BASE_URL" in os.environ
 
 
 def frontend_facts() -> dict[str, bool | str]:
@@ -245,6 +252,9 @@ class Frame:
 
         Call after the final `tick`. A saved notebook then holds text/html only, which
         nbconvert, GitHub and nbviewer render with no kernel, no network and no widget JS.
+        Under Voila the widgets stay open: Voila runs every cell before its page's widget
+        manager connects and never applies later display updates to the page, so a closed
+        widget would show "model not found" where the final state belongs.
         """
         with self._lock:
             if self.closed:
@@ -252,6 +262,8 @@ class Frame:
             self.closed = True
             final = bundle()
             _also_to_latest_request(lambda: self.update(final))
+            if under_voila():
+                return
             for widget in self.widgets():
                 widget.close()
 
