@@ -29,6 +29,7 @@ from ._version import __version__
 
 if TYPE_CHECKING:  # pragma: no cover
     from . import llm
+    from ._doctor import doctor
     from ._lifecycle import stop_all
     from ._status import status
     from .client import EventSource, RetryPolicy
@@ -57,6 +58,7 @@ _LAZY: dict[str, str] = {
     "collect": "ssenb.notebook",
     "dashboard": "ssenb.notebook",
     "demo_app": "ssenb.server",
+    "doctor": "ssenb._doctor",
     "llm": "ssenb.llm",  # a namespace: the module itself
     "load_ipython_extension": "ssenb.magics",
     "read_dataset": "ssenb.recording",
@@ -96,6 +98,7 @@ __all__ = [
     "collect",
     "dashboard",
     "demo_app",
+    "doctor",
     "encode",
     "encode_comment",
     "llm",

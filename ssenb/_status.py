@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 from typing import NamedTuple
 
+from ._doctor import Diagnosis, doctor
 from ._runtime import RecorderLike, ServerLike, SubscriptionLike, runtime
 
 __all__ = ["Status", "status"]
@@ -40,10 +41,12 @@ def _recorder_row(rec: RecorderLike) -> Row:
 
 class Status:
     """A snapshot of running servers, live subscriptions and open recorders (`.rows`,
-    `.servers`, `.subscriptions`, `.recorders`)."""
+    `.servers`, `.subscriptions`, `.recorders`), and the front end `doctor()` found
+    (`.frontend`, None when not asked)."""
 
-    def __init__(self, rows: list[Row]) -> None:
+    def __init__(self, rows: list[Row], frontend: Diagnosis | None = None) -> None:
         self.rows = rows
+        self.frontend = frontend
 
     @property
     def servers(self) -> list[Row]:
@@ -64,6 +67,12 @@ class Status:
         return len(self.rows)
 
     def __repr__(self) -> str:
+        return self._table() + "".join("\n" + line for line in self._doctor_lines())
+
+    def _doctor_lines(self) -> list[str]:
+        return [] if self.frontend is None else list(self.frontend.lines)
+
+    def _table(self) -> str:
         if not self.rows:
             return "ssenb: no servers, subscriptions or recorders running"
         head = Row("kind", "name", "url", "state")
@@ -73,6 +82,10 @@ class Status:
         return "\n".join(line.rstrip() for line in lines)
 
     def _repr_html_(self) -> str:
+        found = "".join(f"<br><code>{html.escape(x)}</code>" for x in self._doctor_lines())
+        return self._html_table() + (f"<p>{found[4:]}</p>" if found else "")
+
+    def _html_table(self) -> str:
         if not self.rows:
             return "<p><b>ssenb</b>: no servers, subscriptions or recorders running</p>"
         cells = "".join(
@@ -86,9 +99,10 @@ class Status:
 
 
 def status() -> Status:
-    """Running servers (by name), live subscriptions and open recorders, with a readable
-    repr (text, and an HTML table in a notebook)."""
+    """Running servers (by name), live subscriptions and open recorders, and one `frontend`
+    row (what `doctor()` finds), with a readable repr (text, and an HTML table in a
+    notebook)."""
     rows = [_server_row(n, h) for n, h in sorted(runtime.servers.items())]
     rows += [_subscription_row(s) for s in list(runtime.subscriptions.values())]
     rows += [_recorder_row(r) for r in list(runtime.recorders.values())]
-    return Status(rows)
+    return Status(rows, doctor())

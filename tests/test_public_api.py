@@ -72,3 +72,9 @@ def test_dashboard_is_public_and_lazy() -> None:
 
     assert "dashboard" in ssenb.__all__
     assert ssenb.dashboard is dashboard
+
+
+def test_doctor_is_public_and_says_one_finding_per_line() -> None:
+    found = ssenb.doctor()
+    assert repr(found).splitlines() == found.lines
+    assert found.lines[0] == f"front end: {found.frontend}"

@@ -23,6 +23,8 @@ finished view must not offer it. Live JupyterLab shows the same final snapshot i
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import sys
 import threading
 from collections.abc import Callable
@@ -38,8 +40,10 @@ __all__ = [
     "Frame",
     "current_cell",
     "execution_count",
+    "frontend_facts",
     "in_kernel",
     "show",
+    "under_voila",
 ]
 
 MAX_MESSAGES_PER_SECOND = 20
@@ -58,9 +62,41 @@ def _shell() -> Any:
     return None if getipython is None else getipython.get_ipython()
 
 
+def _importable(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def in_kernel() -> bool:
-    """True inside a Jupyter kernel (widgets can render); False in plain Python or a terminal."""
-    return getattr(_shell(), "kernel", None) is not None
+    """True inside a Jupyter kernel that can show widgets (ipywidgets installed); False in
+    plain Python, a terminal, or a kernel without ipywidgets (views then print text)."""
+    return getattr(_shell(), "kernel", None) is not None and _importable("ipywidgets")
+
+
+def under_voila() -> bool:
+    """True in a kernel started by Voila (it sets `VOILA_BASE_URL` in the kernel's env)."""
+    return "VOILA_BASE_URL" in os.environ
+
+
+def frontend_facts() -> dict[str, bool | str]:
+    """What this process can know about its front end, without importing IPython.
+
+    `shell`: the IPython shell class name ("" outside IPython); `kernel`: a Jupyter kernel
+    runs it; `comm`: that kernel can open comms (what widgets travel over); `ipywidgets`:
+    importable here; `colab`: the google.colab module is loaded.
+    """
+    shell = _shell()
+    kernel = getattr(shell, "kernel", None)
+    return {
+        "shell": "" if shell is None else type(shell).__name__,
+        "kernel": kernel is not None,
+        "comm": kernel is not None
+        and (getattr(kernel, "comm_manager", None) is not None or _importable("comm")),
+        "ipywidgets": _importable("ipywidgets"),
+        "colab": "google.colab" in sys.modules,
+    }
 
 
 def execution_count() -> int | None:
@@ -218,6 +254,9 @@ class Frame:
 
         Call after the final `tick`. A saved notebook then holds text/html only, which
         nbconvert, GitHub and nbviewer render with no kernel, no network and no widget JS.
+        Under Voila the widgets stay open: Voila runs every cell before its page's widget
+        manager connects and never applies later display updates to the page, so a closed
+        widget would show "model not found" where the final state belongs.
         """
         with self._lock:
             if self.closed:
@@ -225,6 +264,8 @@ class Frame:
             self.closed = True
             final = bundle()
             _also_to_latest_request(lambda: self.update(final))
+            if under_voila():
+                return
             for widget in self.widgets():
                 widget.close()
 

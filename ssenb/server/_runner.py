@@ -38,6 +38,7 @@ from .. import _state
 from .._runtime import LoopThread
 from ._guards import CatchLifespan
 from ._logs import LogBuffer, install_log_buffer
+from ._proxy import AUTO, resolve_base
 from ._response import open_streams, stop_streams
 from ._security import LOGIN_PATH, Guard, HostPolicy, SecretHeaders
 
@@ -86,12 +87,16 @@ class ServerHandle:
         allowed_hosts: Iterable[str] | None = None,
         allow_any_host: bool = False,
         cors_origins: Iterable[str] | None = None,
+        proxy: str | None = None,
     ):
         self.app = app
         self.name = name
         self.host, self.port = sock.getsockname()[:2]
         shown = f"[{self.host}]" if ":" in self.host else self.host
         self.url = f"http://{shown}:{self.port}"
+        #: where a browser reaches this server ("<base_url>proxy/<port>/" behind
+        #: jupyter-server-proxy), or None when it uses `url` directly
+        self.browser_base = resolve_base(proxy, self.port)
         self.started_at = time.time()
         self.error: BaseException | None = None
         self._token_set = token is not None
@@ -103,6 +108,7 @@ class ServerHandle:
             token=token,
             cors_origins=cors_origins,
             cookie_name=f"ssenb-{self.port}",  # cookies ignore ports: one name per server
+            proxy_port=None if self.browser_base is None else self.port,
         )
         config = uvicorn.Config(
             self._guard,
@@ -173,15 +179,18 @@ class ServerHandle:
 
         With a token it is a one-time login link (valid two minutes): it sets an HttpOnly,
         SameSite=Strict cookie and redirects to `path`, so the page and the browser's native
-        `EventSource` work. The link holds a single-use code, never the token.
+        `EventSource` work. The link holds a single-use code, never the token. Behind
+        jupyter-server-proxy (`serve(proxy=...)`, see `browser_base`) the link goes through
+        the proxy: `<base_url>proxy/<port>/...`, a path on the Jupyter server's own origin.
         """
         if not path.startswith("/"):
             path = "/" + path
+        base = self.url + "/" if self.browser_base is None else self.browser_base
         if not self._token_set:
-            return self.url + path
+            return base + path[1:]
         code = self._guard.new_code()
         nxt = "" if path == "/" else "&next=" + urllib.parse.quote(path, safe="/")
-        return f"{self.url}{LOGIN_PATH}?code={code}{nxt}"
+        return f"{base}{LOGIN_PATH[1:]}?code={code}{nxt}"
 
     @property
     def running(self) -> bool:
@@ -273,7 +282,8 @@ class ServerHandle:
 
     def _repr_html_(self) -> str:
         name, url = html.escape(self.name), html.escape(self.url)
-        link = f'<a href="{url}/" target="_blank">{url}</a>' if self.running else url
+        href = html.escape(self.browser_base or self.url + "/", quote=True)
+        link = f'<a href="{href}" target="_blank">{url}</a>' if self.running else url
         return (
             f"<div style='font-family:monospace'><b>ssenb server</b> {name} at {link}: "
             f"{html.escape(self._state_text())}</div>"
@@ -290,6 +300,7 @@ def serve(
     token: str | bool | None = None,
     allowed_hosts: Iterable[str] | None = None,
     cors_origins: Iterable[str] | None = None,
+    proxy: str | None = AUTO,
 ) -> ServerHandle:
     """Serve `app` (default: a fresh `demo_app()`) in a background thread; returns a handle.
 
@@ -301,7 +312,10 @@ def serve(
     (`handle.headers`) or the cookie set by `handle.browser_url()` (401 otherwise). CORS is
     off unless `cors_origins` lists origins (`["*"]` only without a token). Raises `OSError`
     for a busy port and `RuntimeError` (with the app's own exception as cause) when startup
-    fails.
+    fails. `proxy` says how a browser reaches the server through jupyter-server-proxy
+    (`"auto"`: on JupyterHub when it is installed; `None`: never; or a template such as
+    `"/user/me/proxy/{port}/"`): `browser_url()` then gives that address, and the Host check
+    accepts requests the proxy forwards for this port (`ssenb.server._proxy`).
     """
     if not _is_loopback(host) and not allow_remote:
         raise ValueError(
@@ -353,6 +367,7 @@ def serve(
             allowed_hosts=allowed_hosts,
             allow_any_host=allow_remote,
             cors_origins=cors_origins,
+            proxy=proxy,
         )
     except BaseException:
         sock.close()

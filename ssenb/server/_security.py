@@ -1,8 +1,9 @@
 """`Guard`: one pure-ASGI wrapper for a served app: Host check, CORS, token, browser login.
 
 Order per request: the Host header must name an allowed host (DNS rebinding defence, 421
-otherwise); a CORS preflight from an allowed origin is answered; a POST (or other unsafe
-method) from a page of another origin that CORS does not allow gets 403 (CSRF);
+otherwise; behind jupyter-server-proxy, see `_proxy.is_proxied`); a CORS preflight from an
+allowed origin is answered; a POST (or other unsafe method) from a page of another origin
+that CORS does not allow gets 403 (CSRF);
 `/ssenb-login?code=...` trades a one-time code for an HttpOnly, SameSite=Strict session
 cookie and redirects to `./`; then, when a token is set, the request needs
 `Authorization: Bearer <token>` or that cookie (401 otherwise). The token itself never goes
@@ -21,6 +22,8 @@ from collections.abc import Iterable
 from urllib.parse import parse_qs, urlsplit
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ._proxy import is_proxied
 
 __all__ = ["LOGIN_PATH", "Guard", "HostPolicy", "SecretHeaders", "split_host"]
 
@@ -142,9 +145,11 @@ class Guard:
         token: str | None = None,
         cors_origins: Iterable[str] | None = None,
         cookie_name: str = "ssenb",
+        proxy_port: int | None = None,
     ) -> None:
         self.app = app
         self.hosts = hosts
+        self.proxy_port = proxy_port  # set: requests jupyter-server-proxy forwards pass
         self._bearer = None if token is None else f"Bearer {token}".encode()
         self._session = secrets.token_urlsafe(32).encode()  # the cookie value, not the token
         self._codes: OrderedDict[str, float] = OrderedDict()
@@ -204,7 +209,9 @@ class Guard:
             await self.app(scope, receive, send)
             return
         host = _header(scope, b"host").decode("latin-1")
-        if not self.hosts.allows(host):
+        if not self.hosts.allows(host) and not (
+            self.proxy_port is not None and is_proxied(scope, self.proxy_port)
+        ):
             if kind == "websocket":
                 await send({"type": "websocket.close", "code": 1008})
                 return
