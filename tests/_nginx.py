@@ -19,6 +19,8 @@ import threading
 import time
 from pathlib import Path
 
+from _procs import stop_process
+
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "docs" / "nginx" / "ssenb.conf"
 NGINX = shutil.which("nginx") or next(
@@ -106,14 +108,8 @@ class Nginx:
 
     def stop(self) -> None:
         """Fast shutdown (SIGTERM: the master ends its workers), SIGKILL after 10 s."""
-        proc = self.proc
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        if self.proc is not None:
+            stop_process(self.proc, 10.0)
 
 
 class Workers:
@@ -170,16 +166,4 @@ class Workers:
 
     def stop(self) -> int | None:
         """SIGTERM (the supervisor stops its workers); SIGKILL after 20 s. Returns the status."""
-        proc = self.proc
-        if proc is None:
-            return None
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
-        return proc.returncode
+        return None if self.proc is None else stop_process(self.proc, 20.0)

@@ -11,15 +11,15 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _procs import ssenb_serve
 
 from ssenb import Hub
 from ssenb.server.hub._redis import RedisBackend
@@ -106,27 +106,6 @@ def store(hub: Hub) -> RedisBackend:
     return backend
 
 
-@contextmanager
-def serve_process(hub_url: str) -> Iterator[str]:
+def serve_process(hub_url: str) -> AbstractContextManager[str]:
     """`ssenb serve --port 0 --hub URL` as a child process; yields its base URL."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ssenb", "serve", "--port", "0", "--hub", hub_url],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        banner = proc.stdout.readline()
-        assert " at " in banner, proc.stderr.read() if proc.stderr else banner
-        yield banner.split(" at ")[1].split()[0].rstrip("/")
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        for pipe in (proc.stdout, proc.stderr):
-            if pipe is not None:
-                pipe.close()
+    return ssenb_serve("--hub", hub_url)

@@ -14,14 +14,13 @@ loaded demo server itself takes to accept a request before its mock clock starts
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pandas as pd
 import pytest
+from _procs import ssenb_serve
 
 from ssenb import llm
 from ssenb.llm._load import BUSY_LIMIT, Level, Sample, percentile, target_for
@@ -34,24 +33,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 @pytest.fixture(scope="module")
 def base() -> Iterator[str]:
     """`ssenb serve --port 0` in a child process; its base URL."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ssenb", "serve", "--port", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )  # fmt: skip
-    try:
-        assert proc.stdout is not None
-        banner = proc.stdout.readline()
-        assert " at " in banner, banner
-        yield banner.split(" at ")[1].split()[0].rstrip("/")
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
+    with ssenb_serve() as url:
+        yield url
 
 
 def close(measured: float | None, configured: float) -> bool:
