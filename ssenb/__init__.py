@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._encoder import encode, encode_comment
 from ._errors import (
+    SSEConnectTimeout,
     SSEContentTypeError,
     SSEEncodeError,
     SSEError,
@@ -82,6 +83,7 @@ __all__ = [
     "EventStreamResponse",
     "Hub",
     "RetryPolicy",
+    "SSEConnectTimeout",
     "SSEContentTypeError",
     "SSEEncodeError",
     "SSEError",

@@ -29,6 +29,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 __all__ = [
+    "SSEConnectTimeout",
     "SSEContentTypeError",
     "SSEEncodeError",
     "SSEError",
@@ -108,6 +109,17 @@ class SSEEventTooLarge(SSEError, ValueError):
 
 class SSEIdleTimeout(SSEError, TimeoutError):
     """Nothing arrived, not even a heartbeat comment, within `idle_timeout` seconds."""
+
+
+class SSEConnectTimeout(SSEError, TimeoutError):
+    """`timeout` passed before the stream ever opened (unreachable host, refused connection,
+    a server answering only retryable errors). `__cause__` is the last connection failure
+    when one was seen; `attempts` counts the connections tried; `.partial` is what the caller
+    holds (an empty DataFrame for `collect`, 0 for `record`)."""
+
+    def __init__(self, message: str, *, attempts: int = 0, **context: Any) -> None:
+        super().__init__(message, **context)
+        self.attempts = attempts
 
 
 class SSERetriesExhausted(SSEError):

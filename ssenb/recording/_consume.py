@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from .._errors import SSEError
+from .._errors import SSEConnectTimeout
 from .._models import Event
 from .._runtime import runtime
 
@@ -36,17 +36,6 @@ __all__ = ["SSEConnectTimeout", "Sink", "consume"]
 
 #: called with each event and its arrival time (UTC epoch seconds), on the runtime loop
 Sink = Callable[[Event, float], None]
-
-
-class SSEConnectTimeout(SSEError, TimeoutError):
-    """`timeout` passed before the stream ever opened (unreachable host, refused connection,
-    a server answering only retryable errors). `__cause__` is the last connection failure
-    when one was seen; `attempts` counts the connections tried; `.partial` is set by the
-    caller to what it holds (an empty DataFrame for `collect`, 0 for `record`)."""
-
-    def __init__(self, message: str, *, attempts: int = 0, **context: Any) -> None:
-        super().__init__(message, **context)
-        self.attempts = attempts
 
 
 class _Witness(httpx.AsyncBaseTransport):
