@@ -328,10 +328,12 @@ class RedisSubscription(HubSubscription):
                     wake.clear()
                     await wake.wait()
                     continue
-                chunks = await self._catch_up(client)
+                chunks, at_end = await self._catch_up(client)
                 if chunks:
                     self._push(chunks)
-                elif not tail.attach(self):
+                # at the stream's end (a short batch): join the tail now, not after one more
+                # read, or a busy stream keeps a resumed subscriber reading alone for good
+                if (at_end or not chunks) and not tail.attach(self):
                     continue  # the tail moved on meanwhile: catch up again
         except asyncio.CancelledError:
             pass
@@ -366,9 +368,10 @@ class RedisSubscription(HubSubscription):
         self._pending.append(gap_frame(self._resume, info["first"], reason))
         return before(info["first"]) if info["first"] else last
 
-    async def _catch_up(self, client: aredis.Redis) -> list[bytes]:
+    async def _catch_up(self, client: aredis.Redis) -> tuple[list[bytes], bool]:
         """The next batch after the cursor (non-blocking), with a `gap` event first when the
-        trimming passed the cursor (the stream's state is read in the same transaction)."""
+        trimming passed the cursor (the stream's state is read in the same transaction);
+        and whether it reached the stream's end (fewer entries than asked for)."""
         stream, cursor = self._reader.stream, self._cursor
         pipe = client.pipeline(transaction=True)
         pipe.xinfo_stream(stream)
@@ -378,10 +381,10 @@ class RedisSubscription(HubSubscription):
             raise reply
         entries = entries_of(reply)
         if not entries:
-            return []
+            return [], True
         chunks = [gap_frame(cursor, entries[0][0].decode(), "evicted")]
         if not overtaken(parse_info(raw), cursor):
             chunks = []
         chunks.extend(wire(eid, fields) for eid, fields in entries)
         self._cursor = entries[-1][0].decode()
-        return chunks
+        return chunks, len(entries) < self._reader.count
