@@ -158,6 +158,8 @@ AFTER_CLEAN = [
      False),
     ("a new id", [_ids("4", "5")], ["d4", "d5"], False, False),
     ("an older counted id never kept", [_ids("0")], [], True, True),
+    ("only an id-less event (a hub's error while its store is down): retried",
+     [b"event: error\ndata: down\n\n"], ["down"], False, False),
     ("nothing (an empty 200)", [b""], [], True, False),
     ("only comments and retry", [b": hi\nretry: 9\n\n"], [], True, False),
 ]  # fmt: skip

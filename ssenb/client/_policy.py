@@ -249,14 +249,18 @@ class StreamPlan:
         self.set_state("closed")
         return exc
 
-    def _again(self, error: SSEError | None, progressed: bool, after_clean: bool) -> bool:
+    def _again(
+        self, error: SSEError | None, progressed: bool, after_clean: bool, delivered: int
+    ) -> bool:
         """DESIGN.md's "End of a stream": whether this connection's end is resumed."""
         if self.reconnect != "auto":
             return self.reconnect == "always"
         if self.method != "GET" and self.resume is None:
             return False  # never sent again without the caller saying how to resume
-        if error is None:  # a clean end; one that brought nothing after a clean end is final
-            return self.resumable and not (after_clean and not progressed)
+        if error is None:  # a clean end; an empty one right after a clean end is final (the
+            # stream is over); one that said something (a hub's id-less `error` event while its
+            # store is down) is retried, and counts as a failure towards `max_retries`
+            return self.resumable and not (after_clean and not progressed and delivered == 0)
         if self.resumes_by_get:
             return bool(self.last_event_id)  # a GET without an id would not resume anything
         return self.resumable or self.method == "GET" or self.resume == "resend"
@@ -286,7 +290,7 @@ class StreamPlan:
         if progressed:
             self.failures = 0
         after_clean, self._after_clean = self._after_clean, error is None
-        if not self._again(error, progressed, after_clean):
+        if not self._again(error, progressed, after_clean, delivered):
             opened = self.state == "open"
             self.set_state("closed")
             if error is not None and opened and self.method != "GET":
