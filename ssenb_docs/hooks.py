@@ -88,6 +88,13 @@ def _with_intro(markdown: str, stem: str) -> str:
     return f"{_tutorial_intro(stem)}\n{markdown}"
 
 
+def _site_links(markdown: str) -> str:
+    """A notebook's links to other notebooks and to the tutorial list, as links to their
+    pages on the site (the notebook itself stays downloadable from its own page)."""
+    markdown = re.sub(r"\]\((\d\d_[\w-]+)\.ipynb\)", r"](\1.md)", markdown)
+    return markdown.replace("](README.md)", "](index.md)")
+
+
 def _tutorial_files(config: Any) -> list[File]:
     executed = _executed_dir()
     files: list[File] = []
@@ -100,7 +107,7 @@ def _tutorial_files(config: Any) -> list[File]:
     for source in _notebooks():
         nb = nbformat.read(executed / source.name, as_version=4)  # type: ignore[no-untyped-call]
         page = render(nb, source.stem)
-        markdown = _with_intro(page.markdown, source.stem)
+        markdown = _with_intro(_site_links(page.markdown), source.stem)
         files.append(File.generated(config, f"tutorials/{source.stem}.md", content=markdown))
         for name, data in page.files.items():
             files.append(File.generated(config, f"tutorials/{name}", content=data))

@@ -111,9 +111,12 @@ def test_every_tutorial_is_a_page_with_the_outputs_of_its_run(site: Path) -> Non
     text = " ".join(quick.text)
     assert "40 events" in text  # the log view's final snapshot
     assert "done" in text
-    images = sorted((site / "tutorials" / "00_quickstart").glob("*.png"))
+    html = (site / "tutorials" / "00_quickstart.html").read_text(encoding="utf-8")
+    assert "<svg" in html  # the live chart's final frame, drawn
+    assert "<polyline" in html
+    images = sorted((site / "tutorials" / "12_hub").glob("*.png"))
     assert images
-    assert all(p.stat().st_size > 5_000 for p in images)  # the plot, drawn
+    assert all(p.stat().st_size > 5_000 for p in images)  # matplotlib's plots, drawn
 
 
 def test_getting_started_shows_the_readme_quick_start(site: Path) -> None:

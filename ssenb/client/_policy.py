@@ -119,6 +119,7 @@ class StreamPlan:
         self._after_clean = False  # the previous connection ended without an error
         self._head: list[Event] | None = None  # this connection's first and last reads
         self._tail: list[Event] | None = None
+        self._heard = 0  # events this connection parsed, copies the guard dropped included
 
     @property
     def last_event_id(self) -> str:
@@ -148,6 +149,7 @@ class StreamPlan:
         self.parser = EventParser(start, self.max_event_bytes)
         self._start_id = start
         self._head = self._tail = None
+        self._heard = 0
         self.status, self.headers = None, {}  # errors must not carry a stale response
         return self.parser
 
@@ -180,6 +182,7 @@ class StreamPlan:
         retry = self.parser.retry  # learnt as soon as its line completes, not at dispatch
         if retry is not None:
             self.server_retry = retry
+        self._heard += len(events)  # before screening: whether the server said anything
         if self.guard.judging and events:
             events, replayed = self.guard.screen(events)
             if replayed:
@@ -250,7 +253,7 @@ class StreamPlan:
         return exc
 
     def _again(
-        self, error: SSEError | None, progressed: bool, after_clean: bool, delivered: int
+        self, error: SSEError | None, progressed: bool, after_clean: bool, heard: int
     ) -> bool:
         """DESIGN.md's "End of a stream": whether this connection's end is resumed."""
         if self.reconnect != "auto":
@@ -260,7 +263,7 @@ class StreamPlan:
         if error is None:  # a clean end; an empty one right after a clean end is final (the
             # stream is over); one that said something (a hub's id-less `error` event while its
             # store is down) is retried, and counts as a failure towards `max_retries`
-            return self.resumable and not (after_clean and not progressed and delivered == 0)
+            return self.resumable and not (after_clean and not progressed and heard == 0)
         if self.resumes_by_get:
             return bool(self.last_event_id)  # a GET without an id would not resume anything
         return self.resumable or self.method == "GET" or self.resume == "resend"
@@ -290,7 +293,7 @@ class StreamPlan:
         if progressed:
             self.failures = 0
         after_clean, self._after_clean = self._after_clean, error is None
-        if not self._again(error, progressed, after_clean, delivered):
+        if not self._again(error, progressed, after_clean, self._heard):
             opened = self.state == "open"
             self.set_state("closed")
             if error is not None and opened and self.method != "GET":
