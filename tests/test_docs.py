@@ -187,7 +187,8 @@ def test_site_works_offline_in_a_browser(site: Path) -> None:
         snapshot = " ".join(views.all_inner_texts())
         assert "40 events" in snapshot, snapshot
         assert "done" in snapshot, snapshot
-        assert page.locator("img.nb-image").first.evaluate("i => i.naturalWidth") > 100
+        chart = page.locator(".ssenb-view svg").first  # the live chart's final frame
+        assert chart.evaluate("s => s.getBoundingClientRect().width") > 100
 
         page.goto((site / "index.html").as_uri())
         page.keyboard.press("/")  # Material's search shortcut, as a reader would
