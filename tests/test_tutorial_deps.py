@@ -14,7 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 # import name -> distribution, where they differ (or come with a listed distribution)
-PROVIDED_BY = {"IPython": "ipython", "starlette": "fastapi", "ssenb": "ssenb"}
+PROVIDED_BY = {"IPython": "ipython", "numpy": "pandas", "starlette": "fastapi", "ssenb": "ssenb"}
 
 
 def _dist(requirement: str) -> str:
