@@ -25,7 +25,7 @@ import pytest
 import ssenb
 from ssenb import Event
 from ssenb.notebook import watch
-from ssenb.notebook._ingest import Pacer, hold_gc
+from ssenb.notebook._ingest import YOUNG_THRESHOLD, Pacer, hold_gc
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -119,6 +119,41 @@ def test_hold_gc_leaves_a_freeze_it_did_not_make_alone() -> None:
         assert gc.get_freeze_count() > 0  # still frozen: not ssenb's to undo
     finally:
         gc.unfreeze()
+
+
+@pytest.mark.parametrize(
+    ("before", "inside"),
+    [
+        ((700, 10, 10), (YOUNG_THRESHOLD, 10, 10)),
+        ((2000, 5, 20), (YOUNG_THRESHOLD, 5, 20)),
+        ((100_000, 10, 10), (100_000, 10, 10)),
+        ((0, 10, 10), (0, 10, 10)),
+    ],
+    ids=["default raised", "custom raised, older gens kept", "already higher", "gc off"],
+)
+def test_hold_gc_makes_young_collections_rarer_and_restores_the_threshold(
+    before: tuple[int, int, int], inside: tuple[int, int, int]
+) -> None:
+    old = gc.get_threshold()
+    gc.set_threshold(*before)
+    try:
+        with hold_gc():
+            with hold_gc():
+                assert gc.get_threshold() == inside
+            assert gc.get_threshold() == inside  # the inner holder leaving restored nothing
+        assert gc.get_threshold() == before
+    finally:
+        gc.set_threshold(*old)
+
+
+def test_hold_gc_leaves_a_threshold_someone_changed_meanwhile() -> None:
+    old = gc.get_threshold()
+    try:
+        with hold_gc():
+            gc.set_threshold(1234, 10, 10)  # the user's own choice, made while ingesting
+        assert gc.get_threshold() == (1234, 10, 10)
+    finally:
+        gc.set_threshold(*old)
 
 
 def test_objects_are_frozen_only_while_a_watch_ingests(demo_url: str) -> None:

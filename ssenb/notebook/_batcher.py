@@ -35,6 +35,7 @@ from ..recording._flatten import (
     envelope_batch,
     flatten_data,
     merge_type,
+    run_timestamps,
     to_frame,
     warn_changed,
 )
@@ -91,7 +92,10 @@ class DataFrameBatcher:
         self._frame: pd.DataFrame | None = None
 
     def _clear_pending(self) -> None:
-        self._times: list[float] = []
+        # pending arrival times as runs (a read's events share one time): value, count
+        self._tvals: list[float] = []
+        self._tcounts: list[int] = []
+        self._npending = 0
         # pending rows: columns (event, data, id, retry) first, then the Events from `add`
         # (tuples: transposed into the columns in C at the next batch or flush)
         self._columns: tuple[list[str], list[str], list[str], list[int | None]] = ([], [], [], [])
@@ -109,12 +113,11 @@ class DataFrameBatcher:
     def add(self, event: Event, time: float | None = None) -> None:
         """Add one event received at `time` (UTC epoch seconds; now by default)."""
         with self._lock:
-            times = self._times
-            if not times:
+            if not self._npending:
                 self._first = _mono()
-            times.append(_now() if time is None else time)
+            self._add_times(_now() if time is None else time, 1)
             self._pending.append(event)
-            due = len(times) >= self.batch_size or _mono() - self._first >= self.flush_interval
+            due = self._npending >= self.batch_size or _mono() - self._first >= self.flush_interval
             batch = self._flush_locked() if due else None
         if batch is not None:
             self._notify(batch)
@@ -127,18 +130,25 @@ class DataFrameBatcher:
         if not events:
             return
         with self._lock:
-            times = self._times
-            if not times:
+            if not self._npending:
                 self._first = _mono()
-            times.extend(repeat(_now() if time is None else time, len(events)))
+            self._add_times(_now() if time is None else time, len(events))
             if self._pending:
                 self._columnize_locked(self._pending)
                 self._pending = []
             self._columnize_locked(events)  # no Event outlives the read that made it
-            due = len(times) >= self.batch_size or _mono() - self._first >= self.flush_interval
+            due = self._npending >= self.batch_size or _mono() - self._first >= self.flush_interval
             batch = self._flush_locked() if due else None
         if batch is not None:
             self._notify(batch)
+
+    def _add_times(self, at: float, count: int) -> None:
+        self._npending += count
+        if self._tvals and self._tvals[-1] == at:
+            self._tcounts[-1] += count
+        else:
+            self._tvals.append(at)
+            self._tcounts.append(count)
 
     def extend(self, events: Iterable[Event], times: Iterable[float] | None = None) -> None:
         """Add many events (with their times, or now), flushing every `batch_size` rows."""
@@ -152,7 +162,7 @@ class DataFrameBatcher:
     def tick(self) -> bool:
         """Flush if the oldest pending row is `flush_interval` old; True when it flushed."""
         with self._lock:
-            due = bool(self._times) and _mono() - self._first >= self.flush_interval
+            due = bool(self._npending) and _mono() - self._first >= self.flush_interval
             batch = self._flush_locked() if due else None
         if batch is not None:
             self._notify(batch)
@@ -166,15 +176,16 @@ class DataFrameBatcher:
             self._notify(batch)
 
     def _flush_locked(self) -> pa.RecordBatch | None:
-        if not self._times:
+        if not self._npending:
             return None
         self._columnize_locked(self._pending)
         kinds, data, ids, retries = self._columns
+        times = run_timestamps(self._tvals, self._tcounts)
         if kinds.count(kinds[0]) == len(kinds):  # one event type (the usual): no conversion
-            columns = envelope_batch(self._times, (), ids, retries, data)
+            columns = envelope_batch(times, (), ids, retries, data)
             columns[1] = pa.repeat(pa.scalar(kinds[0], pa.string()), len(kinds))
         else:
-            columns = envelope_batch(self._times, kinds, ids, retries, data)
+            columns = envelope_batch(times, kinds, ids, retries, data)
         self._clear_pending()
         batch = pa.RecordBatch.from_arrays(columns, names=list(_ENVELOPE_NAMES))
         parsed = self.on_batch is not None  # a live view needs the data columns now
@@ -326,7 +337,7 @@ class DataFrameBatcher:
     def rows(self) -> int:
         """Rows `.df` would have now (kept rows plus pending, capped by `max_rows`)."""
         with self._lock:
-            total = self._kept + len(self._times)
+            total = self._kept + self._npending
         return total if self.max_rows is None else min(total, self.max_rows)
 
     def __len__(self) -> int:

@@ -39,6 +39,7 @@ __all__ = [
     "epoch_to_timestamp",
     "flatten_data",
     "merge_type",
+    "run_timestamps",
     "to_frame",
     "warn_changed",
 ]
@@ -66,19 +67,30 @@ def epoch_to_timestamp(seconds: pa.Array | pa.ChunkedArray) -> pa.Array | pa.Chu
     return pc.cast(micros, ENVELOPE.field("time").type)
 
 
+def run_timestamps(values: Sequence[float], counts: Sequence[int]) -> pa.Array:
+    """`timestamp[us, UTC]` for runs of equal times (`counts[i]` rows at `values[i]`), rounded
+    as `epoch_to_timestamp` rounds: a read's events share one arrival time, so a consumer keeps
+    one float per read, not one per event, and this expands them in C."""
+    micros = np.round(np.asarray(values, dtype=np.float64) * 1e6).astype(np.int64)
+    return pa.array(np.repeat(micros, counts), ENVELOPE.field("time").type)
+
+
 def envelope_batch(
-    times: Sequence[float],
+    times: Sequence[float] | pa.Array,
     events: Sequence[str],
     ids: Sequence[str],
     retries: Sequence[int | None],
     data: Sequence[str],
 ) -> list[pa.Array]:
-    """The five envelope columns of one batch, built column-wise in one go."""
+    """The five envelope columns of one batch, built column-wise in one go (`times` may be a
+    ready time column, see `run_timestamps`); a column of no retries is made without a scan."""
+    n = len(data)
+    no_retry = retries.count(None) == n if isinstance(retries, list) else False
     return [
-        epoch_to_timestamp(pa.array(times, pa.float64())),
+        times if isinstance(times, pa.Array) else epoch_to_timestamp(pa.array(times, pa.float64())),
         pa.array(events, pa.string()),
         pa.array(ids, pa.string()),
-        pa.array(retries, pa.int64()),
+        pa.nulls(n, pa.int64()) if no_retry else pa.array(retries, pa.int64()),
         pa.array(data, pa.string()),
     ]
 
