@@ -20,10 +20,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import test_browser_lab
-from _browser import browser_page, chromium_or_skip, screenshot
+from _browser import browser_page, chromium_or_skip, collect_dialogs, event_counts, screenshot
 from nbclient import NotebookClient
 from nbconvert import HTMLExporter
-from test_browser_lab import Lab, _counts, _run_notebook
+from test_browser_lab import Lab, _run_notebook
 from test_view_chart import drawn
 
 import ssenb
@@ -234,10 +234,10 @@ def test_in_jupyterlab_the_chart_updates_live_and_ends_as_the_dataframe(lab: Lab
     nb.cells = [nbformat.v4.new_code_cell(source.strip()) for source in LAB_CELLS]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
     nbformat.write(nb, lab.root / "chart_live.ipynb")
-    dialogs: list[str] = []
     with browser_page(width=1200, height=900) as page:
-        samples = _run_notebook(page, lab, "chart_live.ipynb", dialogs)
-        assert len(_counts(samples)) >= 2, samples[:5]  # redrawn while the stream ran
+        dialogs = collect_dialogs(page)
+        samples = _run_notebook(page, lab, "chart_live.ipynb")
+        assert len(event_counts(samples)) >= 2, samples[:5]  # redrawn while the stream ran
         assert samples[-1]["live"] == [], samples[-1]  # ended: the snapshot replaced it
         (final,) = samples[-1]["snapshot"]
         assert "1,750 events" in final
