@@ -106,6 +106,23 @@ def screenshot(page: Any, name: str) -> Path:
     return path
 
 
+def open_offline(page: Any, path: Path) -> list[str]:
+    """Open the local file `path` with every other request aborted (a saved notebook must
+    read with no network); returns the URLs blocked, filled in as the page asks for them."""
+    blocked: list[str] = []
+
+    def offline(route: Any) -> None:
+        if route.request.url.startswith("file:"):
+            route.continue_()
+        else:
+            blocked.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", offline)
+    page.goto(path.as_uri(), wait_until="domcontentloaded")
+    return blocked
+
+
 def collect_dialogs(page: Any) -> list[str]:
     """The messages of every alert/confirm the page opens (each dismissed): event data that
     ran script would show here."""
