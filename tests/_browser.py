@@ -199,6 +199,21 @@ def jupyter_server(
             _stop(proc, ready.split("/")[:3], token)
 
 
+@contextmanager
+def notebook_app(
+    name: str, command: list[str], scratch: Path, token: str
+) -> Iterator[tuple[str, Path]]:
+    """JupyterLab or Notebook 7 (`command`: the script and its own flags) on a scratch copy of
+    notebooks/, with `token` and `window.jupyterapp` exposed; yields its URL and that copy."""
+    root = notebooks_copy(scratch)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    argv = [command[0], *server_args(port, token, root), "--expose-app-in-browser", *command[1:]]
+    ready = f"{url}/api/status?token={token}"
+    with jupyter_server(name, argv, scratch, cwd=root, ready=ready, token=token):
+        yield url, root
+
+
 def _stop(proc: subprocess.Popen[bytes], origin: list[str], token: str) -> None:
     """Ask a server with a token to shut down (its kernels end cleanly), then SIGTERM, then
     SIGKILL, 20 s apart."""
@@ -299,6 +314,18 @@ def run_all_cells(
     assert all(c["count"] is not None for c in cells), f"{name}: not every cell ran: {cells}"
     samples.append(page.evaluate(VIEWS))
     return samples
+
+
+def check_quickstart(page: Any, samples: list[dict[str, list[str]]]) -> None:
+    """The quick start's end in JupyterLab or Notebook 7: the live widgets showed changing
+    counts, every view ended as its snapshot (two done, 40 events), and the hostile event
+    is on screen as text."""
+    assert len(event_counts(samples)) >= 2, samples[:5]
+    assert samples[-1]["live"] == [], samples[-1]
+    final = " ".join(samples[-1]["snapshot"])
+    assert final.count("done") >= 2, final
+    assert "40 events" in final
+    assert HOSTILE in page.evaluate(OUTPUT_TEXT)
 
 
 def event_counts(samples: list[dict[str, Any]]) -> set[int]:

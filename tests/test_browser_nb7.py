@@ -16,18 +16,13 @@ from typing import Any
 
 import pytest
 from _browser import (
-    HOSTILE,
-    OUTPUT_TEXT,
     browser_page,
+    check_quickstart,
     chromium_or_skip,
     collect_dialogs,
-    event_counts,
-    free_port,
-    jupyter_server,
-    notebooks_copy,
+    notebook_app,
     run_all_cells,
     screenshot,
-    server_args,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(420)]
@@ -39,13 +34,8 @@ def nb7(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, Pa
     chromium_or_skip()
     pytest.importorskip("notebook")
     scratch = tmp_path_factory.mktemp("nb7")
-    root = notebooks_copy(scratch)
-    port, token = free_port(), "ssenb-nb7-token"
-    cmd = ["jupyter-notebook", *server_args(port, token, root), "--expose-app-in-browser"]
-    url = f"http://127.0.0.1:{port}"
-    with jupyter_server(
-        "Notebook 7", cmd, scratch, cwd=root, ready=f"{url}/api/status?token={token}"
-    ):
+    token = "ssenb-nb7-token"
+    with notebook_app("Notebook 7", ["jupyter-notebook"], scratch, token) as (url, root):
         yield url, token, root
 
 
@@ -60,12 +50,7 @@ def test_quickstart_in_notebook_7_updates_live_and_finishes(nb7: tuple[str, str,
     with browser_page(width=1200, height=900) as page:
         dialogs = collect_dialogs(page)
         samples = _run(page, url, token, "00_quickstart.ipynb")
-        assert len(event_counts(samples)) >= 2, samples[:5]  # live widgets showed changing counts
-        assert samples[-1]["live"] == [], samples[-1]  # every view ended: snapshots only
-        final = " ".join(samples[-1]["snapshot"])
-        assert final.count("done") >= 2, final
-        assert "40 events" in final
-        assert HOSTILE in page.evaluate(OUTPUT_TEXT)
+        check_quickstart(page, samples)  # live updates, then snapshots only, hostile as text
         screenshot(page, "nb7-quickstart")
     assert dialogs == []
 
