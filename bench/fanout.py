@@ -27,15 +27,14 @@ import mmap
 import os
 import resource
 import struct
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+from _subscribers import Subscribers
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -258,60 +257,15 @@ def run(
     app = Starlette(routes=[Route("/sub", hub.endpoint)])
     with (
         ssenb.serve(app, name=f"fanout-{uuid.uuid4()}") as handle,
-        tempfile.NamedTemporaryFile() as shared,
+        Subscribers(handle.url, n, child_script, QUEUE) as subs,
     ):
-        shared.write(bytes(8))
-        shared.flush()
-        progress = mmap.mmap(shared.fileno(), 8)
-        child = subprocess.Popen(
-            [sys.executable, child_script, "--subscribers", handle.url, str(n), shared.name],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert child.stdin is not None
-        assert child.stdout is not None
-        try:
-            assert child.stdout.readline().strip() == "ready", "subscribers failed"
-            deadline = time.monotonic() + 20
-            while hub.subscribers() < n and time.monotonic() < deadline:
-                time.sleep(0.01)
-
-            def ask(line: str) -> dict[str, Any]:
-                child.stdin.write(line + "\n")  # type: ignore[union-attr]
-                child.stdin.flush()  # type: ignore[union-attr]
-                return json.loads(child.stdout.readline()) if line.startswith("wait") else {}  # type: ignore[union-attr]
-
-            # events ahead of the slowest subscriber: below its queue, and at most ~0.5 M
-            # deliveries in flight in all, so the last ones drain within seconds
-            window = max(200, min(QUEUE - 500, 500_000 // n))
-            sent, batch, started = 0, 100, time.time()
-            stop = time.monotonic() + seconds
-            while time.monotonic() < stop:
-                done, stuck = struct.unpack_from("q", progress)[0], time.monotonic() + 10
-                while sent - done > window:
-                    time.sleep(0.0002)
-                    if (now := struct.unpack_from("q", progress)[0]) > done:
-                        done, stuck = now, time.monotonic() + 10
-                    elif time.monotonic() > stuck:
-                        raise RuntimeError("the subscribers stopped making progress")
-                hub.publish_many([repr(time.time())] * batch)
-                sent += batch
-            flat = ask(f"wait {sent}")
-            rate = n * sent / (flat["done_at"] - started)
-            ask(f"latency {sent + 1}")
-            ticks = max(5, int(50 * latency_seconds))
-            t0 = time.monotonic()
-            for k in range(ticks):
-                time.sleep(max(0.0, t0 + k / 50 - time.monotonic()))
-                hub.publish_many([repr(time.time())])
-            slow = ask(f"wait {sent + ticks}")
-            ask("quit")
-            child.wait(20)
-        finally:
-            if child.poll() is None:
-                child.kill()
-                child.wait()
+        deadline = time.monotonic() + 20
+        while hub.subscribers() < n and time.monotonic() < deadline:
+            time.sleep(0.01)
+        sent, started = subs.flat_out(hub.publish_many, seconds)
+        flat = subs.ask(f"wait {sent}")
+        rate = n * sent / (flat["done_at"] - started)
+        slow, ticks = subs.latency(hub.publish_many, sent, latency_seconds)
     return {
         "hub": kind,
         "subscribers": n,

@@ -18,11 +18,7 @@ share the CPU: the ratio says what the proxy hop costs, not what a second core w
 
 from __future__ import annotations
 
-import json
-import mmap
 import os
-import struct
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,6 +26,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from _subscribers import Subscribers
 from fanout import QUEUE, clean, finish, parse_args
 from fanout import run as fanout_run
 from hub_redis import HUBS, REDIS, StreamIdSub, start_redis
@@ -74,62 +71,24 @@ def run_deployed(workers: int, n: int, seconds: float, latency_seconds: float) -
     """n subscribers through nginx on `workers` workers: flat out, then latency at 50 ev/s."""
     hub_url = f"{REDIS['url']}?stream=bench-{uuid.uuid4().hex[:8]}"
     publisher = Hub(backend=hub_url, queue=QUEUE)
-    with tempfile.TemporaryDirectory() as tmp, tempfile.NamedTemporaryFile() as shared:
+    with tempfile.TemporaryDirectory() as tmp:
         served = Workers(workers, hub_url, logdir=Path(tmp)).start()
         proxy = Nginx(Path(tmp) / "nginx", served.port).start()
-        shared.write(bytes(8))
-        shared.flush()
-        progress = mmap.mmap(shared.fileno(), 8)
-        child = subprocess.Popen(
-            [sys.executable, __file__, "--subscribers", proxy.url, str(n), shared.name],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        assert child.stdin is not None
-        assert child.stdout is not None
         try:
-            assert child.stdout.readline().strip() == "ready", "subscribers failed"
-
-            def ask(line: str) -> dict[str, Any]:
-                child.stdin.write(line + "\n")  # type: ignore[union-attr]
-                child.stdin.flush()  # type: ignore[union-attr]
-                return json.loads(child.stdout.readline()) if line.startswith("wait") else {}  # type: ignore[union-attr]
-
-            parts = {
-                "nginx": [proxy.proc.pid, *_children(proxy.proc.pid)],  # type: ignore[union-attr]
-                "ssenb workers": served.pids(), "subscribers": [child.pid],
-                "redis": [PIDS["redis"]], "publisher": [os.getpid()],
-            }  # fmt: skip
-            cpu_before = {k: _cpu_seconds(v) for k, v in parts.items()}
-            window = max(200, min(QUEUE - 500, 500_000 // n))  # as fanout.run
-            sent, batch, started = 0, 100, time.time()
-            stop = time.monotonic() + seconds
-            while time.monotonic() < stop:
-                done, stuck = struct.unpack_from("q", progress)[0], time.monotonic() + 10
-                while sent - done > window:
-                    time.sleep(0.0002)
-                    if (now := struct.unpack_from("q", progress)[0]) > done:
-                        done, stuck = now, time.monotonic() + 10
-                    elif time.monotonic() > stuck:
-                        raise RuntimeError("the subscribers stopped making progress")
-                publisher.publish_many([repr(time.time())] * batch)
-                sent += batch
-            flat = ask(f"wait {sent}")
-            rate = n * sent / (flat["done_at"] - started)
-            wall = time.time() - started
-            cpu = {k: _cpu_seconds(v) - cpu_before[k] for k, v in parts.items()}
-            ask(f"latency {sent + 1}")
-            ticks = max(5, int(50 * latency_seconds))
-            t0 = time.monotonic()
-            for k in range(ticks):
-                time.sleep(max(0.0, t0 + k / 50 - time.monotonic()))
-                publisher.publish_many([repr(time.time())])
-            slow = ask(f"wait {sent + ticks}")
-            ask("quit")
-            child.wait(20)
+            with Subscribers(proxy.url, n, __file__, QUEUE) as subs:
+                parts = {
+                    "nginx": [proxy.proc.pid, *_children(proxy.proc.pid)],  # type: ignore[union-attr]
+                    "ssenb workers": served.pids(), "subscribers": [subs.child.pid],
+                    "redis": [PIDS["redis"]], "publisher": [os.getpid()],
+                }  # fmt: skip
+                cpu_before = {k: _cpu_seconds(v) for k, v in parts.items()}
+                sent, started = subs.flat_out(publisher.publish_many, seconds)
+                flat = subs.ask(f"wait {sent}")
+                rate = n * sent / (flat["done_at"] - started)
+                wall = time.time() - started
+                cpu = {k: _cpu_seconds(v) - cpu_before[k] for k, v in parts.items()}
+                slow, ticks = subs.latency(publisher.publish_many, sent, latency_seconds)
         finally:
-            if child.poll() is None:
-                child.kill()
-                child.wait()
             proxy.stop()
             served.stop()
             publisher.close()

@@ -9,15 +9,13 @@ hostile event data in every notebook view's HTML, render as text and run nothing
 
 from __future__ import annotations
 
-import os
-import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import Any
 
 import pytest
-from _browser import FLAGS, browser_page, chromium_or_skip, poll, screenshot
+from _browser import browser_page, poll, screenshot
 
 import ssenb
 from ssenb import Event, EventStreamResponse
@@ -76,25 +74,10 @@ def test_the_login_link_sets_an_http_only_cookie_and_the_page_streams(
         assert other.goto(guarded.url + "/").status == 401  # and no cookie here
 
 
-@contextmanager
-def _resolving(name: str) -> Iterator[Any]:
+def _resolving(name: str) -> AbstractContextManager[Any]:
     """A page in a chromium that resolves `name` to 127.0.0.1, as a rebinding attack does."""
-    from playwright.sync_api import sync_playwright
-
-    executable = chromium_or_skip()
     rules = [f"--host-resolver-rules=MAP {name} 127.0.0.1", "--no-proxy-server"]
-    with tempfile.TemporaryDirectory(prefix="ssenb-chromium-") as home:
-        env = {k: v for k, v in os.environ.items() if k != "HOME"} | {"HOME": home}
-        with sync_playwright() as p:
-            browser = p.chromium.launch(
-                executable_path=executable, headless=True, args=FLAGS + rules, env=env
-            )
-            try:
-                page = browser.new_page()
-                page.set_default_timeout(15_000)
-                yield page
-            finally:
-                browser.close()
+    return browser_page(width=1280, height=720, args=rules)
 
 
 def test_a_dns_rebinding_page_gets_421_and_no_data() -> None:

@@ -10,25 +10,28 @@ live views here are the quick start's log views, the LLM view and a rate view on
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import nbformat
 import pytest
-from _browser import browser_page, chromium_or_skip, poll, screenshot
-from test_browser_lab import HOSTILE, _counts, _free_port
+from _browser import (
+    HOSTILE,
+    browser_page,
+    chromium_or_skip,
+    collect_dialogs,
+    event_counts,
+    free_port,
+    jupyter_server,
+    notebooks_copy,
+    poll,
+    screenshot,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(420)]
 
-ROOT = Path(__file__).resolve().parents[1]
 LIVE = """
 import ssenb
 srv = ssenb.serve(name="voila-live")
@@ -48,47 +51,14 @@ def voila(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]
     chromium_or_skip()
     pytest.importorskip("voila")
     scratch = tmp_path_factory.mktemp("voila")
-    root = scratch / "notebooks"
-    shutil.copytree(ROOT / "notebooks", root)
+    root = notebooks_copy(scratch)
     live = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(LIVE)])  # type: ignore[no-untyped-call]
     nbformat.write(live, root / "live_ticks.ipynb")  # type: ignore[no-untyped-call]
-    env = os.environ | {
-        "HOME": str(scratch / "home"),
-        "JUPYTER_CONFIG_DIR": str(scratch / "config"),
-        "JUPYTER_DATA_DIR": str(scratch / "data"),
-        "JUPYTER_RUNTIME_DIR": str(scratch / "runtime"),
-        "IPYTHONDIR": str(scratch / "ipython"),
-    }
-    port = _free_port()
-    cmd = [
-        str(Path(sys.executable).with_name("voila")),
-        "--no-browser",
-        f"--port={port}",
-        "--Voila.ip=127.0.0.1",
-        str(root),
-    ]
-    log = (scratch / "voila.log").open("w")
-    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=root)
+    port = free_port()
+    cmd = ["voila", "--no-browser", f"--port={port}", "--Voila.ip=127.0.0.1", str(root)]
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                urllib.request.urlopen(url + "/", timeout=5)
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail("Voila did not start:\n" + (scratch / "voila.log").read_text())
-                time.sleep(0.25)
+    with jupyter_server("Voila", cmd, scratch, cwd=root, ready=url + "/"):
         yield url, root
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        log.close()
 
 
 def _open(page: Any, url: str, name: str) -> None:
@@ -111,8 +81,7 @@ def _done(page: Any, count: int, timeout: float) -> list[dict[str, Any]]:
 def test_quickstart_in_voila_shows_every_views_final_state(voila: tuple[str, Path]) -> None:
     url, _ = voila
     with browser_page(width=1200, height=900) as page:
-        dialogs: list[str] = []
-        page.on("dialog", lambda d: dialogs.append(d.message) or d.dismiss())  # type: ignore[func-returns-value]
+        dialogs = collect_dialogs(page)
         _open(page, url, "00_quickstart.ipynb")
         samples = _done(page, 2, timeout=150)
         final = " ".join(samples[-1]["live"])
@@ -140,6 +109,6 @@ def test_a_running_view_updates_live_in_voila_and_finishes(voila: tuple[str, Pat
         _open(page, url, "live_ticks.ipynb")
         poll(page, "() => document.querySelectorAll('.widget-html-content').length", timeout=90)
         samples = _done(page, 1, timeout=120)
-        assert len(_counts(samples)) >= 3, [s["live"] for s in samples[:5]]  # it updated live
+        assert len(event_counts(samples)) >= 3, [s["live"] for s in samples[:5]]  # it updated live
         assert "120 events" in samples[-1]["live"][0]
         screenshot(page, "voila-live")

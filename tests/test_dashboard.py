@@ -20,10 +20,16 @@ import numpy as np
 import pandas as pd
 import pytest
 import test_browser_lab
-from _browser import browser_page, chromium_or_skip, screenshot
-from nbclient import NotebookClient
-from nbconvert import HTMLExporter
-from test_browser_lab import Lab, _counts, _run_notebook
+from _browser import (
+    browser_page,
+    chromium_or_skip,
+    collect_dialogs,
+    event_counts,
+    open_offline,
+    screenshot,
+)
+from _nbexport import execute_and_export
+from test_browser_lab import Lab, _run_notebook
 from test_view_chart import drawn
 
 import ssenb
@@ -89,20 +95,8 @@ def _display(cell: Any) -> Any:
 def saved(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Path, Path]:
     """The executed notebook as saved, its HTML export, and the kernel's working folder."""
     work = tmp_path_factory.mktemp("dashboard")
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(source.strip()) for source in CELLS]
-    NotebookClient(
-        nb,
-        timeout=120,
-        kernel_name="python3",
-        store_widget_state=True,
-        resources={"metadata": {"path": str(work)}},
-    ).execute()
-    nbformat.write(nb, work / "dash.ipynb")
-    nb = nbformat.read(work / "dash.ipynb", as_version=4)
-    body, _ = HTMLExporter().from_notebook_node(nb)
-    (work / "dash.html").write_text(body, encoding="utf-8")
-    return nb, work / "dash.html", work
+    nb, html = execute_and_export(CELLS, work, "dash")
+    return nb, html, work
 
 
 def test_a_chart_at_full_speed_sends_at_most_20_messages_a_second(saved: Any) -> None:
@@ -156,18 +150,8 @@ def test_a_dashboard_keeps_one_budget_per_view_and_saves_every_snapshot(saved: A
 def test_the_exported_page_shows_the_chart_and_the_dashboard_offline(saved: Any) -> None:
     chromium_or_skip()
     _, html, _ = saved
-    blocked: list[str] = []
-
-    def offline(route: Any) -> None:
-        if route.request.url.startswith("file:"):
-            route.continue_()
-        else:
-            blocked.append(route.request.url)
-            route.abort()
-
     with browser_page(width=1100, height=1400) as page:
-        page.route("**/*", offline)
-        page.goto(html.as_uri(), wait_until="domcontentloaded")
+        blocked = open_offline(page, html)
         assert page.locator(".jp-OutputArea-output .ssenb-view").count() == 5
         lines = page.locator(".ssenb-chart polyline")
         assert lines.count() == 2
@@ -234,10 +218,10 @@ def test_in_jupyterlab_the_chart_updates_live_and_ends_as_the_dataframe(lab: Lab
     nb.cells = [nbformat.v4.new_code_cell(source.strip()) for source in LAB_CELLS]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
     nbformat.write(nb, lab.root / "chart_live.ipynb")
-    dialogs: list[str] = []
     with browser_page(width=1200, height=900) as page:
-        samples = _run_notebook(page, lab, "chart_live.ipynb", dialogs)
-        assert len(_counts(samples)) >= 2, samples[:5]  # redrawn while the stream ran
+        dialogs = collect_dialogs(page)
+        samples = _run_notebook(page, lab, "chart_live.ipynb")
+        assert len(event_counts(samples)) >= 2, samples[:5]  # redrawn while the stream ran
         assert samples[-1]["live"] == [], samples[-1]  # ended: the snapshot replaced it
         (final,) = samples[-1]["snapshot"]
         assert "1,750 events" in final

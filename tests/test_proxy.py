@@ -14,21 +14,11 @@ a non-200 answer (docs/hosted.md).
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import tempfile
-import time
-import urllib.request
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from _browser import FLAGS, chromium_or_skip, poll, screenshot
+from _browser import browser_page, free_port, jupyter_server, poll, screenshot, server_args
 from fastapi import Request, Response
 
 import ssenb
@@ -105,57 +95,22 @@ def test_browser_url_goes_through_the_proxy_on_a_hub(monkeypatch: pytest.MonkeyP
         assert h.browser_url("/ticks") == h.url + "/ticks"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
 def jupyter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A Jupyter server with jupyter-server-proxy on 127.0.0.1, answering any Host name."""
     pytest.importorskip("jupyter_server_proxy")
     scratch = tmp_path_factory.mktemp("proxy")
-    env = os.environ | {
-        "HOME": str(scratch / "home"),
-        "JUPYTER_CONFIG_DIR": str(scratch / "config"),
-        "JUPYTER_DATA_DIR": str(scratch / "data"),
-        "JUPYTER_RUNTIME_DIR": str(scratch / "runtime"),
-    }
-    port = _free_port()
+    port = free_port()
     cmd = [
-        str(Path(sys.executable).with_name("jupyter-server")),
-        "--no-browser",
-        "--allow-root",
-        "--ServerApp.ip=127.0.0.1",
-        f"--ServerApp.port={port}",
-        f"--IdentityProvider.token={TOKEN}",
+        "jupyter-server",
+        *server_args(port, TOKEN, scratch),
         "--ServerApp.allow_remote_access=True",  # Jupyter's own check: Host hub.test is fine
-        f"--ServerApp.root_dir={scratch}",
     ]
-    log = (scratch / "jupyter.log").open("w")
-    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=scratch)
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/api/status?token={TOKEN}", timeout=2)
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail("Jupyter did not start:\n" + (scratch / "jupyter.log").read_text())
-                time.sleep(0.25)
+    with jupyter_server(
+        "Jupyter", cmd, scratch, cwd=scratch, ready=f"{url}/api/status?token={TOKEN}"
+    ):
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        log.close()
 
 
 @pytest.mark.parametrize(
@@ -186,19 +141,6 @@ def test_host_check_accepts_the_proxied_hub_name_only_with_a_proxy(
         assert direct.status_code == 421
 
 
-def _browser_through(jupyter: str) -> Any:
-    from playwright.sync_api import sync_playwright
-
-    executable = chromium_or_skip()
-    home = tempfile.mkdtemp(prefix="ssenb-chromium-")
-    env: dict[str, str | float | bool] = {k: v for k, v in os.environ.items() if k != "HOME"}
-    env["HOME"] = home
-    pw = sync_playwright().start()
-    args = [*FLAGS, f"--host-resolver-rules=MAP {HUB} 127.0.0.1"]
-    browser = pw.chromium.launch(executable_path=executable, headless=True, args=args, env=env)
-    return pw, browser, home
-
-
 async def _paced_cuts(first: int, n: int, every: int) -> AsyncIterator[Event]:
     """Events 1..n, 50 ms apart; the connection is cut after every `every` events."""
     for k, i in enumerate(range(first, n + 1)):
@@ -217,35 +159,32 @@ def test_demo_page_through_the_proxy_streams_and_resumes_with_last_event_id(
 ) -> None:
     n, every = 24, 5
     origin = jupyter.replace("127.0.0.1", HUB)
-    pw, browser, home = _browser_through(jupyter)
-    try:
+    resolve = f"--host-resolver-rules=MAP {HUB} 127.0.0.1"
 
-        async def cuts(request: Request) -> Response:
-            return numbered(request, n, lambda first: _paced_cuts(first, n, every))
+    async def cuts(request: Request) -> Response:
+        return numbered(request, n, lambda first: _paced_cuts(first, n, every))
 
-        app = ssenb.demo_app()
-        app.add_api_route("/cuts", cuts)
-        with ssenb.serve(app, name="test-proxy-page", token=True, proxy="/proxy/{port}/") as h:
-            page = browser.new_page()
-            page.set_default_timeout(30_000)
-            page.goto(f"{origin}/api/status?token={TOKEN}")  # Jupyter's own login cookie
-            link = h.browser_url()
-            assert link.startswith(f"/proxy/{h.port}/ssenb-login?code=")
-            page.goto(origin + link, wait_until="domcontentloaded")
-            assert page.url == f"{origin}/proxy/{h.port}/"
-            assert page.title() == "ssenb demo producers"
-            poll(page, "() => window.ssenb.events.length >= 5", timeout=60)
-            first = page.evaluate("() => window.ssenb.events.slice(0, 5).map(e => e.id)")
-            assert first == ["1", "2", "3", "4", "5"]
-            page.evaluate("() => window.ssenb.open('cuts')")
-            poll(page, "() => window.ssenb.state === 'done'", timeout=90)
-            events = page.evaluate("() => window.ssenb.events")
-            opens = page.evaluate("() => window.ssenb.opens")
-            screenshot(page, "proxy-demo-cuts")
-    finally:
-        browser.close()
-        pw.stop()
-        shutil.rmtree(home, ignore_errors=True)
+    app = ssenb.demo_app()
+    app.add_api_route("/cuts", cuts)
+    with (
+        browser_page(width=1280, height=720, args=[resolve]) as page,
+        ssenb.serve(app, name="test-proxy-page", token=True, proxy="/proxy/{port}/") as h,
+    ):
+        page.set_default_timeout(30_000)
+        page.goto(f"{origin}/api/status?token={TOKEN}")  # Jupyter's own login cookie
+        link = h.browser_url()
+        assert link.startswith(f"/proxy/{h.port}/ssenb-login?code=")
+        page.goto(origin + link, wait_until="domcontentloaded")
+        assert page.url == f"{origin}/proxy/{h.port}/"
+        assert page.title() == "ssenb demo producers"
+        poll(page, "() => window.ssenb.events.length >= 5", timeout=60)
+        first = page.evaluate("() => window.ssenb.events.slice(0, 5).map(e => e.id)")
+        assert first == ["1", "2", "3", "4", "5"]
+        page.evaluate("() => window.ssenb.open('cuts')")
+        poll(page, "() => window.ssenb.state === 'done'", timeout=90)
+        events = page.evaluate("() => window.ssenb.events")
+        opens = page.evaluate("() => window.ssenb.opens")
+        screenshot(page, "proxy-demo-cuts")
     ids = [e["id"] for e in events if e["data"] != "[DONE]"]
     assert ids == [str(i) for i in range(1, n + 1)]  # resumed with Last-Event-ID each time
     assert (n - 1) // every + 1 <= opens <= n

@@ -16,11 +16,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import nbformat
 import pytest
-from _browser import browser_page, chromium_or_skip, screenshot
-from nbclient import NotebookClient
-from nbconvert import HTMLExporter
+from _browser import browser_page, chromium_or_skip, open_offline, screenshot
+from _nbexport import execute_and_export
 
 from ssenb.notebook._display import WIDGET_MIMETYPE
 from ssenb.server._llm import mock_answer
@@ -66,22 +64,7 @@ BROKEN_WORDS = """(pre) => {
 def saved(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Path]:
     """The executed notebook as saved, and its HTML export."""
     chromium_or_skip()
-    work = tmp_path_factory.mktemp("saved-notebook")
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(source.strip()) for source in CELLS]
-    NotebookClient(
-        nb,
-        timeout=120,
-        kernel_name="python3",
-        store_widget_state=True,
-        resources={"metadata": {"path": str(work)}},
-    ).execute()
-    nbformat.write(nb, work / "views.ipynb")
-    nb = nbformat.read(work / "views.ipynb", as_version=4)
-    body, _ = HTMLExporter().from_notebook_node(nb)
-    page = work / "views.html"
-    page.write_text(body, encoding="utf-8")
-    return nb, page
+    return execute_and_export(CELLS, tmp_path_factory.mktemp("saved-notebook"), "views")
 
 
 def test_finished_views_are_saved_as_html_snapshots_only(saved: tuple[Any, Path]) -> None:
@@ -94,18 +77,8 @@ def test_finished_views_are_saved_as_html_snapshots_only(saved: tuple[Any, Path]
 
 def test_the_exported_page_shows_every_finished_view_offline(saved: tuple[Any, Path]) -> None:
     _, html = saved
-    blocked: list[str] = []
-
-    def offline(route: Any) -> None:
-        if route.request.url.startswith("file:"):
-            route.continue_()
-        else:
-            blocked.append(route.request.url)
-            route.abort()
-
     with browser_page(width=520, height=1400) as page:
-        page.route("**/*", offline)
-        page.goto(html.as_uri(), wait_until="domcontentloaded")
+        blocked = open_offline(page, html)
         views = page.locator(".jp-OutputArea-output .ssenb-view")
         assert views.count() == 3
         for i in range(3):
@@ -129,10 +102,7 @@ def test_the_exported_page_shows_every_finished_view_offline(saved: tuple[Any, P
 def test_the_saved_answer_wraps_between_words(saved: tuple[Any, Path]) -> None:
     _, html = saved
     with browser_page(width=420, height=1000) as page:
-        page.route(
-            "**/*", lambda r: r.continue_() if r.request.url.startswith("file:") else r.abort()
-        )
-        page.goto(html.as_uri(), wait_until="domcontentloaded")
+        open_offline(page, html)
         pre = page.locator(".ssenb-tokens pre").first
         got = pre.evaluate(BROKEN_WORDS)
         assert got["lines"] >= 3, got  # the answer really wraps at this width

@@ -24,6 +24,7 @@ import pandas as pd
 
 from ..notebook import _display, _loop
 from ..notebook._display import Frame
+from ..notebook._shown import Shown
 from ._load import DEFAULT_PROMPT, Level, Sample, Target, run_level, target_for
 from ._load_view import LoadView, summarize_levels
 
@@ -34,11 +35,13 @@ TICK = 0.05
 ROW_COLUMNS = list(Sample(0, 0, "", 0.0).row())
 
 
-class LoadRun:
+class LoadRun(Shown):
     """A running (then finished) sweep. Read from any thread: `.status` (running, done,
     stopped, error), `.df` (one row per finished request), `.summary` (one row per level),
     `.error`. `wait()` blocks until the end and returns `.df`; `await run` does the same
     without blocking the kernel; `stop()` ends it early and keeps what was measured."""
+
+    view: LoadView
 
     def __init__(
         self,
@@ -119,27 +122,6 @@ class LoadRun:
             raise
         self._sync_display()
         return self.df
-
-    # -- display ----------------------------------------------------------------------------
-    def _bundle(self) -> dict[str, Any]:
-        snap = self.view.html() if self._done.is_set() else _loop.call(self.view.html)
-        if self._frame is None:
-            return {"text/plain": repr(self), "text/html": snap}
-        return self._frame.bundle(repr(self), snap)
-
-    def _ipython_display_(self) -> None:
-        if self._frame is None:
-            print(self.view.text())
-            return
-        self._frame.show(self._bundle, _display.execution_count())
-
-    def _sync_display(self) -> None:
-        if self._frame is None or _loop.in_loop_thread():
-            return
-        try:
-            self._frame.resend(self._bundle)
-        except Exception:
-            _log.debug("ssenb: could not re-send the load view", exc_info=True)
 
     # -- the sweep, on the ssenb loop --------------------------------------------------------
     async def _main(self) -> None:

@@ -43,6 +43,7 @@ from . import _cells, _display, _loop
 from ._batcher import DataFrameBatcher
 from ._display import Frame
 from ._ingest import Pacer, hold_gc
+from ._shown import Shown
 from ._view_base import FINAL, View
 from ._view_chart import Panels, chart_view
 from ._views import make_view
@@ -57,7 +58,7 @@ _log = logging.getLogger("ssenb")
 RecordFormat = Format
 
 
-class Subscription:
+class Subscription(Shown):
     """A background stream consumer with a live view; made by `watch()`.
 
     Attributes read from any thread: `.df` (a DataFrame of everything kept so far), `.events`
@@ -184,35 +185,6 @@ class Subscription:
             raise
         self._sync_display()
         return self.df
-
-    # -- display --------------------------------------------------------------------------
-    def _snapshot(self) -> str:
-        """The view's HTML, rendered on the loop that owns the view while it is running."""
-        if self._done.is_set() or _loop.in_loop_thread():
-            return self.view.html()
-        markup: str = _loop.call(self.view.html)
-        return markup
-
-    def _bundle(self) -> dict[str, Any]:
-        if self._frame is None:
-            return {"text/plain": repr(self), "text/html": self._snapshot()}
-        return self._frame.bundle(repr(self), self._snapshot())
-
-    def _ipython_display_(self) -> None:
-        """Show the live view (once per cell), or the text line where widgets cannot render."""
-        if self._frame is None:
-            print(self.view.text())
-            return
-        self._frame.show(self._bundle, _display.execution_count())
-
-    def _sync_display(self) -> None:
-        """Re-send widget state and the HTML snapshot from the calling (current) cell."""
-        if self._frame is None or _loop.in_loop_thread():
-            return
-        try:
-            self._frame.resend(self._bundle)
-        except Exception:  # e.g. the kernel is shutting down: the data matters, not the view
-            _log.debug("ssenb: could not re-send the view of %s", self.url, exc_info=True)
 
     # -- the consumer, on the ssenb loop --------------------------------------------------
     def _on_state(self, state: str) -> None:

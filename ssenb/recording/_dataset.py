@@ -21,12 +21,10 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Literal, TextIO
 
 import numpy as np
@@ -36,10 +34,10 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from .. import _state
 from .._models import Event
 from ._flatten import ENVELOPE, epoch_to_timestamp, flatten_data, to_frame
 from ._loader import _batches, _complete_end
+from ._timed import TimedRecorder
 
 __all__ = ["DatasetRecorder", "Progress", "TextProgress", "jsonl_to_dataset", "read_dataset"]
 
@@ -141,7 +139,7 @@ class _PartWriter:
         self._open_rows = 0
 
 
-class DatasetRecorder:
+class DatasetRecorder(TimedRecorder):
     """Record events into a Hive-partitioned Parquet dataset folder (see the module doc).
 
     `partition="hour"` gives `date=YYYY-MM-DD/hour=HH/` folders (by each event's UTC time),
@@ -161,26 +159,16 @@ class DatasetRecorder:
         source: str | None = None,
         flush_interval: float = 1.0,
     ) -> None:
-        if flush_interval <= 0:
-            raise ValueError(f"flush_interval must be > 0 seconds, not {flush_interval!r}")
-        self.path = Path(path)
-        self.source = source
-        self.flush_interval = flush_interval
+        super().__init__(path, source, flush_interval)
         self._parts = _PartWriter(self.path, partition, max_rows, max_bytes, max_age)
         self._rows: list[tuple[float, str, str, int | None, str]] = []
-        self._lock = threading.Lock()  # held by flushes only, never by write()
-        self._closing = False
-        self._closed = threading.Event()
-        self._timer = threading.Thread(target=self._tick, name="ssenb-dataset", daemon=True)
-        self._timer.start()
-        _state.register_recorder(self)
+        self._start("ssenb-dataset", flush_interval)
 
     def _tick(self) -> None:
-        while not self._closed.wait(self.flush_interval):
-            self.flush()
-            with self._lock:
-                if self._parts._writer is not None and self._parts._full():  # max_age
-                    self._parts.commit()
+        self.flush()
+        with self._lock:
+            if self._parts._writer is not None and self._parts._full():  # max_age
+                self._parts.commit()
 
     def write(self, event: Event, time: float | None = None) -> None:
         """Buffer one event (received at `time`, UTC epoch seconds; now by default)."""
@@ -226,11 +214,7 @@ class DatasetRecorder:
     def close(self) -> None:
         """Flush, commit the open file and stop the timer thread (idempotent). A folder this
         recorder created and wrote nothing to is removed."""
-        self._closing = True
-        _state.unregister_recorder(self)
-        self._closed.set()
-        if self._timer is not threading.current_thread():
-            self._timer.join()
+        self._stop()
         self.flush()
         with self._lock:
             self._parts.commit()
@@ -239,20 +223,6 @@ class DatasetRecorder:
                     self.path.rmdir()  # only when empty
                 except OSError:
                     pass
-
-    def __enter__(self) -> DatasetRecorder:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"DatasetRecorder({str(self.path)!r}, written={self.written})"
 
 
 _now = time.time

@@ -22,22 +22,19 @@ Why it is shaped like this:
 from __future__ import annotations
 
 import os
-import threading
 import time
-from pathlib import Path
-from types import TracebackType
 
 import orjson
 
-from .. import _state
 from .._models import Event
+from ._timed import TimedRecorder
 
 __all__ = ["JSONLRecorder"]
 
 _MAX_BUFFER = 64 << 10
 
 
-class JSONLRecorder:
+class JSONLRecorder(TimedRecorder):
     """Append events to a JSONL file, one object per line, flushed at least every
     `flush_interval` seconds (by a background timer thread) and whenever the buffer passes
     64 KiB. Thread-safe. Usable as a context manager; `close()` flushes.
@@ -53,22 +50,15 @@ class JSONLRecorder:
         source: str | None = None,
         flush_interval: float = 0.2,
     ) -> None:
-        if flush_interval <= 0:
-            raise ValueError(f"flush_interval must be > 0 seconds, not {flush_interval!r}")
-        self.path = Path(path)
-        self.source = source
-        self.flush_interval = flush_interval
+        super().__init__(path, source, flush_interval)
         self._buf = bytearray()
         self._flushed = 0  # lines written to the file
-        self._closing = False
-        self._lock = threading.Lock()  # held by flushes only, never by write()
-        self._closed = threading.Event()
         self._created = not self.path.exists()
         self._file = open(self.path, "ab", buffering=0)  # noqa: SIM115 (closed by close())
         self._repair_tail()
-        self._timer = threading.Thread(target=self._tick, name="ssenb-recorder", daemon=True)
-        self._timer.start()
-        _state.register_recorder(self)
+        # Flushing whatever is buffered every half interval keeps any line's wait under
+        # `flush_interval` without a clock read per write.
+        self._start("ssenb-recorder", flush_interval / 2)
 
     def _repair_tail(self) -> None:
         size = self._file.seek(0, os.SEEK_END)
@@ -85,11 +75,8 @@ class JSONLRecorder:
             view = view[n or 0 :]
 
     def _tick(self) -> None:
-        # Flushing whatever is buffered every half interval keeps any line's wait under
-        # `flush_interval` without a clock read per write.
-        while not self._closed.wait(self.flush_interval / 2):
-            if self._buf:
-                self.flush()
+        if self._buf:
+            self.flush()
 
     @property
     def written(self) -> int:
@@ -133,11 +120,7 @@ class JSONLRecorder:
     def close(self) -> None:
         """Flush, stop the timer thread and close the file (idempotent). A file this
         recorder created and wrote nothing to is removed."""
-        self._closing = True
-        _state.unregister_recorder(self)
-        self._closed.set()
-        if self._timer is not threading.current_thread():
-            self._timer.join()
+        self._stop()
         with self._lock:
             if self._file.closed:
                 return
@@ -152,20 +135,6 @@ class JSONLRecorder:
                 self._file.close()
                 if self._created and not self._flushed:
                     self.path.unlink(missing_ok=True)
-
-    def __enter__(self) -> JSONLRecorder:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"JSONLRecorder({str(self.path)!r}, written={self.written})"
 
 
 _now = time.time
