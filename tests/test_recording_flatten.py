@@ -9,7 +9,14 @@ import pyarrow as pa
 import pytest
 
 from ssenb.recording import SchemaWarning
-from ssenb.recording._flatten import conform, epoch_to_timestamp, flatten_data, merge_type
+from ssenb.recording._flatten import (
+    ENVELOPE,
+    conform,
+    epoch_to_timestamp,
+    flatten_data,
+    merge_type,
+    run_timestamps,
+)
 
 
 def _flat(rows: list[tuple[str, str]]) -> dict[str, list[Any]]:
@@ -140,3 +147,24 @@ def test_epoch_seconds_become_utc_microseconds() -> None:
     ts = epoch_to_timestamp(pa.array([0.0, 1.5, 1700000000.123456]))
     assert str(ts.type) == "timestamp[us, tz=UTC]"
     assert [t.value for t in ts] == [0, 1_500_000, 1_700_000_000_123_456]
+
+
+@pytest.mark.parametrize(
+    ("values", "counts"),
+    [
+        ([1700000000.123456], [3]),
+        ([1700000000.0000005], [2]),
+        ([1700000000.5, 1700000001.25, 1700000001.25], [1, 4, 2]),
+        ([0.0, 1.0], [0, 2]),
+        ([1700000000.1], [0]),
+    ],
+    ids=["one run", "half a microsecond", "several runs", "an empty run", "no rows"],
+)
+def test_run_timestamps_expand_runs_as_epoch_to_timestamp_rounds(
+    values: list[float], counts: list[int]
+) -> None:
+    expanded = [v for v, c in zip(values, counts, strict=True) for _ in range(c)]
+    want = epoch_to_timestamp(pa.array(expanded, pa.float64()))
+    got = run_timestamps(values, counts)
+    assert got.type == ENVELOPE.field("time").type
+    assert got.equals(want)

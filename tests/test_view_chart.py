@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -339,3 +340,47 @@ def test_the_batcher_hands_the_chart_new_rows_in_bulk(seen: int, ids: list[int])
     total, batches = batcher.since(seen)
     assert total == 50
     assert [int(i) for b in batches for i in b.column("id").to_pylist()] == ids
+
+
+def test_prepare_folds_new_rows_in_a_worker_thread_while_html_reads() -> None:
+    """`watch` calls `prepare` off its loop before each redraw; a concurrent `html` must see
+    every row exactly once whichever of the two folds it."""
+    batcher = DataFrameBatcher(batch_size=100)
+    view = ChartView(y="data.v")
+    view.batcher = batcher
+    for i in range(1, 2001):
+        batcher.add(Event(data=json.dumps({"v": float(i)}), id=str(i)))
+        if i % 250 == 0:
+            worker = threading.Thread(target=view.prepare)
+            worker.start()
+            view.html()
+            worker.join()
+    batcher.flush()
+    view.prepare()
+    assert view.rows == 2000
+    assert list(view.series["data.v"].y) == [float(i) for i in range(1, 2001)]
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda chart: chart,
+        lambda chart: _auto_holding(chart),
+    ],
+    ids=["chart", "auto view delegating to its chart"],
+)
+def test_prepare_reaches_the_chart_through_wrappers(make: Any) -> None:
+    batcher = DataFrameBatcher(batch_size=1)
+    chart = ChartView()
+    chart.batcher = batcher
+    batcher.add(Event(data='{"v": 1.5}', id="1"))
+    make(chart).prepare()
+    assert chart.rows == 1
+
+
+def _auto_holding(chart: ChartView) -> Any:
+    from ssenb.notebook._views import AutoView
+
+    auto = AutoView(url="http://x/ticks")
+    auto.inner = chart
+    return auto

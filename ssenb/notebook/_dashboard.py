@@ -61,6 +61,10 @@ class _Tee(View):
     def current(self) -> View:
         return self.primary.current()
 
+    def prepare(self) -> None:
+        for view in (self.primary, *self.extras):
+            view.prepare()
+
     def progress(self) -> tuple[int, str] | None:
         return self.primary.progress()
 

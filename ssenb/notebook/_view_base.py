@@ -160,6 +160,12 @@ class View:
         """The view that is really showing (an `AutoView` answers with its choice)."""
         return self
 
+    def prepare(self) -> None:
+        """Work the next redraw needs that may run in a worker thread (a chart parses the rows
+        that arrived since the last one here): `watch` calls it off its loop before each
+        render, so reading the stream goes on meanwhile. Base: nothing. It must be safe
+        against `html()` running at the same time (use a lock)."""
+
     # -- rendering ------------------------------------------------------------------------
     def progress(self) -> tuple[int, str] | None:
         """`(percent, bar_style)` for views that drive a progress bar; None for the others."""

@@ -243,6 +243,11 @@ class ChartView(View):
         ]
         return names[:_MAX_SERIES]
 
+    def prepare(self) -> None:
+        """Fold new rows in a worker thread (see `View.prepare`): Arrow's JSON parser releases
+        the GIL, so most of a fold overlaps with reading the stream instead of pausing it."""
+        self.fold()
+
     def fold(self) -> None:
         """Fold new rows into the series (rendering calls it): queued frames, and the rows
         the bound batcher flushed since the last fold, parsed in one go."""

@@ -224,6 +224,10 @@ class AutoView(View):
         """The concrete view once chosen, else this placeholder."""
         return self.inner if self.inner is not None else self
 
+    def prepare(self) -> None:
+        if self.inner is not None:
+            self.inner.prepare()
+
     def progress(self) -> tuple[int, str] | None:
         return self.inner.progress() if self.inner is not None else None
 

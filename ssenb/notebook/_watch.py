@@ -266,7 +266,8 @@ class Subscription(Shown):
                 self._batcher.tick()  # flush_interval holds while the stream is quiet
                 now = time.monotonic()
                 if self._frame is not None:
-                    self._frame.tick(now)
+                    await asyncio.to_thread(self.view.prepare)  # parsing, off the loop
+                    self._frame.tick(time.monotonic())
                 elif self._text and now - last_text >= TEXT_EVERY:
                     last_text = now
                     print(self.view.text(now), file=sys.stderr, flush=True)

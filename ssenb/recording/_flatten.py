@@ -71,8 +71,11 @@ def run_timestamps(values: Sequence[float], counts: Sequence[int]) -> pa.Array:
     """`timestamp[us, UTC]` for runs of equal times (`counts[i]` rows at `values[i]`), rounded
     as `epoch_to_timestamp` rounds: a read's events share one arrival time, so a consumer keeps
     one float per read, not one per event, and this expands them in C."""
+    kind = ENVELOPE.field("time").type
+    if len(values) == 1:  # one read since the last flush (the usual case): no NumPy round trip
+        return pa.repeat(pa.scalar(round(values[0] * 1e6), kind), counts[0])
     micros = np.round(np.asarray(values, dtype=np.float64) * 1e6).astype(np.int64)
-    return pa.array(np.repeat(micros, counts), ENVELOPE.field("time").type)
+    return pa.array(np.repeat(micros, counts), kind)
 
 
 def envelope_batch(
