@@ -1,14 +1,15 @@
 """What keeps a kernel responsive while a `watch()` ingests at full speed.
 
-Two things stall a kernel's cells while a fast stream is consumed in its own thread:
+Three things slow a kernel's cells or the ingest while a fast stream is consumed in its own thread:
 
 1. The GIL. The consumer is CPU-bound; the kernel's main and IOPub threads get the GIL only
    when it is handed over (every `sys.getswitchinterval()`, 5 ms, if they ask). `Pacer`
-   makes the consumer pause for `PAUSE` (1 ms) after every `yield_every` seconds of work:
+   makes the consumer pause for `PAUSE` (2 ms) after every `yield_every` seconds of work:
    a thread waiting for the GIL takes it at once when the consumer's select releases it, so
    a cell's handful of hand-offs happen together, not one per forced switch. The pause is
    short because everything idles during it (a server in the same process fills the socket
-   and waits too): a 5 ms pause every 20 ms cost a fifth of the ingest rate.
+   and waits too): a 5 ms pause every 20 ms cost a fifth of the ingest rate; 1 ms let the
+   busy-cell p99 drift up under load (A/B in one kernel: 55 ms at 1 ms, 49 at 2, 43 at 5).
 2. Full garbage collections. Each read creates ~1,000 `Event`s (tuples of a subclass,
    which CPython's collector tracks for life); those alive when a young collection runs are
    promoted, and every 25 % of the process's long-lived object count promoted triggers a
@@ -37,7 +38,7 @@ from contextlib import contextmanager
 
 __all__ = ["PAUSE", "YOUNG_THRESHOLD", "Pacer", "hold_gc"]
 
-PAUSE = 0.001  # s the consumer sleeps at each pause: long enough for a waiting thread to wake
+PAUSE = 0.002  # s the consumer sleeps at each pause: long enough for waiting threads to run
 
 _lock = threading.Lock()
 _holders = 0

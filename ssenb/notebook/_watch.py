@@ -309,7 +309,7 @@ def watch(
         display: None shows the view (widgets in a kernel, a text line elsewhere); False
             shows nothing.
         yield_every: trades ingest for a responsive kernel: after every `yield_every` s of
-            ingest the consumer pauses 1 ms (releasing the GIL) so a cell runs at once.
+            ingest the consumer pauses 2 ms (releasing the GIL) so a cell runs at once.
             Lower: snappier cells; higher: faster ingest; None: never pause (cells then
             wait their turn while a fast stream is read).
         y, x, window, panels: the chart view's columns, x column, rolling window and axes.
