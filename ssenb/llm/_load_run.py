@@ -19,12 +19,11 @@ import time
 from collections.abc import Generator, Iterable, Mapping, Sequence
 from typing import Any, Literal, overload
 
-import httpx
 import pandas as pd
 
 from ..notebook import _display, _loop
 from ..notebook._display import Frame
-from ._load import DEFAULT_PROMPT, Level, Sample, Target, run_level, target_for
+from ._load import DEFAULT_PROMPT, Level, Sample, Target, open_client, run_level, target_for
 from ._load_view import LoadView, summarize_levels
 
 __all__ = ["LoadRun", "load"]
@@ -148,11 +147,10 @@ class LoadRun:
         renderer = asyncio.create_task(self._render())
         origin = time.perf_counter()
         status, error = "done", None
-        limits = httpx.Limits(max_connections=None, max_keepalive_connections=max(self.levels))
         view = self.view
         view.on_status("open")
         try:
-            async with httpx.AsyncClient(timeout=timeout, limits=limits) as client:
+            async with open_client(self.target.url, timeout, max(self.levels)) as client:
                 for c in self.levels:
                     view.start_level(c, time.monotonic())
                     self._levels.append(Level(c))
