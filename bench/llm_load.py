@@ -143,17 +143,30 @@ def run_ssenb(base: str, c: int) -> dict[str, Any]:
             "client_bound": bool(level["client_bound"])}  # fmt: skip
 
 
+def _openai_http() -> Any:
+    """The HTTP stack the openai SDK itself uses by default (httpx2 in recent SDKs, else httpx)."""
+    try:
+        import httpx2
+
+        return httpx2
+    except ImportError:
+        import httpx
+
+        return httpx
+
+
 async def _openai_level(base: str, c: int) -> dict[str, Any]:
-    import httpx
     from openai import AsyncOpenAI
+
+    hx = _openai_http()
 
     clock = time.perf_counter
     first_byte: dict[asyncio.Task[Any] | None, float] = {}
 
-    class Traced(httpx.AsyncHTTPTransport):
+    class Traced(hx.AsyncHTTPTransport):  # type: ignore[misc]
         """Stamps the moment a request's first byte goes out, per task (httpcore's trace)."""
 
-        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        async def handle_async_request(self, request: Any) -> Any:
             task = asyncio.current_task()
 
             async def trace(name: str, info: dict[str, Any]) -> None:
@@ -163,8 +176,8 @@ async def _openai_level(base: str, c: int) -> dict[str, Any]:
             request.extensions = {**request.extensions, "trace": trace}
             return await super().handle_async_request(request)
 
-    limits = httpx.Limits(max_connections=None, max_keepalive_connections=c)
-    http = httpx.AsyncClient(transport=Traced(limits=limits), timeout=120)
+    limits = hx.Limits(max_connections=None, max_keepalive_connections=c)  # no cap, no re-connects
+    http = hx.AsyncClient(transport=Traced(limits=limits), timeout=120)
     client = AsyncOpenAI(base_url=f"{base}/v1", api_key="bench", max_retries=0, http_client=http)
     extra = {"ttft": TTFT, "delay": DELAY, "max_completion_tokens": TOKENS}
     ttfts: list[float] = []
