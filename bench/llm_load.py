@@ -33,6 +33,7 @@ import argparse
 import asyncio
 import itertools
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -101,7 +102,8 @@ def serve(ready: Path) -> None:
 
 
 @contextmanager
-def server_process(tmp: Path) -> Iterator[str]:
+def server_process(tmp: Path) -> Iterator[tuple[str, int]]:
+    """The streaming server in a child process: its base URL and pid."""
     ready = tmp / "port"
     proc = subprocess.Popen([sys.executable, __file__, "--serve", str(ready)])
     try:
@@ -109,10 +111,19 @@ def server_process(tmp: Path) -> Iterator[str]:
             if ready.exists() and ready.read_text():
                 break
             time.sleep(0.05)
-        yield f"http://127.0.0.1:{ready.read_text()}"
+        yield f"http://127.0.0.1:{ready.read_text()}", proc.pid
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def _cpu_of(pid: int) -> float | None:
+    """CPU s a process used so far (Linux /proc), None elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _close(measured: float | None, configured: float) -> bool:
@@ -246,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     levels = (4, 16) if args.quick else (16, 64, 128, 256, 512, 1024, 2048)
     rows = []
     misses = {"ssenb": 0, "openai": 0}  # inaccurate levels in a row
-    with tempfile.TemporaryDirectory() as tmp, server_process(Path(tmp)) as base:
+    with tempfile.TemporaryDirectory() as tmp, server_process(Path(tmp)) as (base, pid):
         run_ssenb(base, 2)  # warm-up: imports, the loop thread
         print(f"{'streams':>8} {'client':>7} {'TTFT p50':>10} {'ITL p50':>9} "
               f"{'us/event':>9} {'accurate':>9}")  # fmt: skip
@@ -255,7 +266,11 @@ def main(argv: list[str] | None = None) -> int:
             for name, fn in (("ssenb", run_ssenb), ("openai", run_openai)):
                 if misses[name] >= 2:
                     continue
+                cpu0, wall0 = _cpu_of(pid), time.perf_counter()
                 r = fn(base, c)
+                cpu1, wall = _cpu_of(pid), time.perf_counter() - wall0
+                # the server's share of one core over the level (near 1: it set the pace)
+                r["server_busy"] = None if cpu0 is None or cpu1 is None else (cpu1 - cpu0) / wall
                 r["accurate"] = (r["errors"] == 0 and _close(r["itl_p50"], DELAY)
                                  and _close(r["ttft_p50"], TTFT))  # fmt: skip
                 misses[name] = 0 if r["accurate"] else misses[name] + 1

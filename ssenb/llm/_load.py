@@ -2,14 +2,17 @@
 
 Honesty rules, and how they are kept:
 
-1. TTFT counts from the moment the request's headers start going out (httpx's `trace`
-   hook), not from when the client began to look for a connection: the time spent waiting
-   for a pooled connection or opening one (`connect`, its own column) is the client's and
-   the network's, reported beside TTFT, not inside it.
-2. Every timestamp is taken when the bytes of an event arrive: the response is read with
-   httpx's `aiter_raw` (one item per socket read, no re-chunking), each read is stamped with
-   `time.perf_counter()` before it is parsed, and every delta parsed out of that read gets
-   that stamp. A batch handed over later (a view, a DataFrame) never moves a timestamp.
+1. TTFT counts from the moment the request's first byte is written (the lean reader's own
+   stamp; httpx's `trace` hook on the fallback path), not from when the client began to look
+   for a connection: the time spent waiting for a pooled connection or opening one
+   (`connect`, its own column) is the client's and the network's, reported beside TTFT.
+2. Every timestamp is taken when the bytes of an event arrive: each socket read is stamped
+   with `time.perf_counter()` before any parsing (HTTP framing included), and every delta
+   parsed out of that read gets that stamp. A batch handed over later (a view, a DataFrame)
+   never moves a timestamp. The reads come from `_http.Pool`, a lean HTTP/1.1 reader whose
+   cost per read does not grow with the number of streams (httpx's pool does: see
+   `_http`); httpx (`aiter_raw`, one item per read) is kept for proxies set in the
+   environment, which it honours (`open_client` picks).
 3. Client overhead is measured, not guessed: the CPU time of the loop thread (`thread_time`)
    spent parsing and accumulating each read, summed per request, and the whole thread's CPU
    time over each level (`loop_busy` = CPU s / wall s).

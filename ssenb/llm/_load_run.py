@@ -274,8 +274,9 @@ def load(
         prompts: used in turn; headers: sent with every request (e.g. an Authorization
             header built from an environment variable); model, body: merged into each
             request body (`body={"max_tokens": 64}`, or the mock's `delay`/`ttft`/`jitter`).
-        timeout: s per request (httpx's connect/read timeouts); ramp: s over which a level's
-            streams start, evenly (0: all at once, the burst a server sees when c users click).
+        timeout: s to connect, and of silence while reading, per request; ramp: s over
+            which a level's streams start, evenly (0: all at once, the burst a server sees
+            when c users click).
         display: None shows a live view in a kernel (a text line elsewhere); False: none.
         background: False (default) waits for the end and returns the DataFrame; True
             returns the `LoadRun` at once (`await run` in a cell, or `run.wait()`).
