@@ -128,19 +128,20 @@ def test_uvicorn_responses_arrive_whole_one_sink_call_per_read(
         assert got.stamps[-1] - got.stamps[0] > 0.03
 
 
-def test_keep_alive_reuses_one_connection_across_requests(served: str) -> None:
+@pytest.mark.parametrize("path", ["/port", "/chunked"], ids=["content-length", "chunked"])
+def test_keep_alive_reuses_one_connection_across_requests(served: str, path: str) -> None:
     async def main() -> tuple[list[bytes], int]:
         async with Pool(5) as pool:
             bodies = []
             for _ in range(4):
                 got = Got()
-                await pool.request("GET", served + "/port", got)
+                await pool.request("GET", served + path, got)
                 bodies.append(got.body)
             return bodies, pool.opened
 
     bodies, opened = asyncio.run(main())
     assert opened == 1
-    assert len(set(bodies)) == 1  # the server saw the same client port every time
+    assert len(set(bodies)) == 1  # /port: the server saw the same client port every time
 
 
 def test_the_request_is_built_once_with_identity_encoding_and_the_callers_headers(

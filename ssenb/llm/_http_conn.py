@@ -98,12 +98,11 @@ class Conn(asyncio.Protocol):
                 data = self._head(data)
                 if self.state == _HEAD or (not data and self.state != _DONE):
                     return
-            body = self._body(data) if self.state != _DONE else b""
-            if body:
+            if self.state == _DONE:
+                self.keep = self.keep and not data  # bytes after a bodiless response
+            elif body := self._body(data):
                 assert self.sink is not None
                 self.sink.data(body, now)
-            elif data and self.state == _DONE:
-                self.keep = False  # bytes after a bodiless response: never reuse
             if self.state == _DONE:
                 self._end(None)
         except Exception as exc:
