@@ -23,6 +23,7 @@ import pytest
 from _procs import ssenb_serve
 
 from ssenb import llm
+from ssenb.llm import _load
 from ssenb.llm._load import BUSY_LIMIT, Level, Sample, percentile, target_for
 from ssenb.llm._load_view import LoadView
 from ssenb.notebook._views import make_view
@@ -107,30 +108,56 @@ def test_duration_bounds_a_level(base: str) -> None:
     assert 2 <= len(df) <= 20
 
 
+@pytest.fixture(params=["lean", "httpx"])
+def http_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both HTTP paths of `load`: its own reader, and httpx (where a proxy is configured)."""
+    if request.param == "httpx":
+        monkeypatch.setattr(_load, "usable", lambda url: False)
+    return str(request.param)
+
+
 @pytest.mark.parametrize(
     ("path", "body", "error"),
     [
-        ("/v1/chat/completions", {"messages": []}, "HTTP 422"),
+        ("/v1/chat/completions", {"messages": []}, "HTTP 422: {"),
         ("/v1/chat/completions", {"fail_after": 2, "delay": 0}, "server_error"),
-        ("/no-such-endpoint", {}, "HTTP 404"),
+        ("/no-such-endpoint", {}, "HTTP 404: {"),
+        ("/v1/chat/completions", {"ttft": 3}, "ReadTimeout: "),
     ],
-    ids=["bad-request", "mid-stream-error", "not-found"],
+    ids=["bad-request", "mid-stream-error", "not-found", "read-timeout"],
 )
 def test_failures_are_rows_with_their_error_not_exceptions(
-    base: str, path: str, body: dict[str, Any], error: str
+    base: str, http_path: str, path: str, body: dict[str, Any], error: str
 ) -> None:
     df = llm.load(base + path, dialect="openai-chat", concurrency=2, requests=2, body=body,
-                  display=False, background=True).wait(30)  # fmt: skip
+                  timeout=0.5, display=False, background=True).wait(30)  # fmt: skip
     assert len(df) == 2
     assert all(error in e for e in df["error"]), df["error"].tolist()
     assert df.attrs["summary"].iloc[0]["errors"] == 2
 
 
-def test_unreachable_server_gives_error_rows() -> None:
+def test_unreachable_server_gives_error_rows(http_path: str) -> None:
     df = llm.load("http://127.0.0.1:9/v1/chat/completions", concurrency=1, requests=2,
                   display=False, timeout=5, background=True).wait(30)  # fmt: skip
     assert len(df) == 2
-    assert all("ConnectError" in e for e in df["error"])
+    assert all(e.startswith("ConnectError: ") for e in df["error"]), df["error"].tolist()
+
+
+@pytest.mark.parametrize(
+    ("no_proxy", "error"), [("", "ConnectError"), ("127.0.0.1", "")], ids=["proxied", "exempt"]
+)
+def test_a_proxy_from_the_environment_is_honoured_through_httpx(
+    base: str, monkeypatch: pytest.MonkeyPatch, no_proxy: str, error: str
+) -> None:
+    for name in ("HTTPS_PROXY", "ALL_PROXY", "https_proxy", "all_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # a proxy nobody listens on
+    monkeypatch.setenv("NO_PROXY", no_proxy)
+    monkeypatch.delenv("no_proxy", raising=False)
+    body = {"ttft": 0.01, "delay": 0.005, "jitter": 0, "max_completion_tokens": 3}
+    df = llm.load(base + "/v1/chat/completions", concurrency=1, requests=1, body=body,
+                  timeout=5, display=False, background=True).wait(30)  # fmt: skip
+    assert df["error"].iloc[0].startswith(error), df["error"].tolist()
 
 
 def test_stop_ends_the_sweep_and_keeps_finished_requests(base: str) -> None:

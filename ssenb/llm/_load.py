@@ -2,14 +2,17 @@
 
 Honesty rules, and how they are kept:
 
-1. TTFT counts from the moment the request's headers start going out (httpx's `trace`
-   hook), not from when the client began to look for a connection: the time spent waiting
-   for a pooled connection or opening one (`connect`, its own column) is the client's and
-   the network's, reported beside TTFT, not inside it.
-2. Every timestamp is taken when the bytes of an event arrive: the response is read with
-   httpx's `aiter_raw` (one item per socket read, no re-chunking), each read is stamped with
-   `time.perf_counter()` before it is parsed, and every delta parsed out of that read gets
-   that stamp. A batch handed over later (a view, a DataFrame) never moves a timestamp.
+1. TTFT counts from the moment the request's first byte is written (the lean reader's own
+   stamp; httpx's `trace` hook on the fallback path), not from when the client began to look
+   for a connection: the time spent waiting for a pooled connection or opening one
+   (`connect`, its own column) is the client's and the network's, reported beside TTFT.
+2. Every timestamp is taken when the bytes of an event arrive: each socket read is stamped
+   with `time.perf_counter()` before any parsing (HTTP framing included), and every delta
+   parsed out of that read gets that stamp. A batch handed over later (a view, a DataFrame)
+   never moves a timestamp. The reads come from `_http.Pool`, a lean HTTP/1.1 reader whose
+   cost per read does not grow with the number of streams (httpx's pool does: see
+   `_http`); httpx (`aiter_raw`, one item per read) is kept for proxies set in the
+   environment, which it honours (`open_client` picks).
 3. Client overhead is measured, not guessed: the CPU time of the loop thread (`thread_time`)
    spent parsing and accumulating each read, summed per request, and the whole thread's CPU
    time over each level (`loop_busy` = CPU s / wall s).
@@ -36,6 +39,7 @@ import httpx
 from .._dialects import Accumulator
 from .._parser import EventParser
 from ._frame import percentile
+from ._http import HTTPError, Pool, usable
 
 __all__ = [
     "BUSY_LIMIT",
@@ -43,6 +47,7 @@ __all__ = [
     "Level",
     "Sample",
     "Target",
+    "open_client",
     "percentile",
     "run_level",
     "target_for",
@@ -53,6 +58,8 @@ BUSY_LIMIT = 0.8  # loop CPU / wall above this: the client, not the server, sets
 LAG_LIMIT = 0.002  # s: the loop's median wake-up this late or later: reads wait for the client
 PROBE_STEP = 0.005
 DEFAULT_PROMPT = "What are Server-Sent Events?"
+Client = Pool | httpx.AsyncClient
+_clock, _cpu = time.perf_counter, time.thread_time
 
 
 @dataclass(frozen=True)
@@ -163,8 +170,68 @@ class Sample:
         }
 
 
+class _Reading:
+    """What each read of one request does, on either HTTP path: stamp, parse, accumulate."""
+
+    __slots__ = ("acc", "asked", "begin", "excerpt", "on_delta", "parser", "sample")
+
+    def __init__(self, sample: Sample, provider: str | None, asked: float,
+                 on_delta: Callable[[Sample], None] | None) -> None:  # fmt: skip
+        self.sample, self.asked, self.begin, self.on_delta = sample, asked, asked, on_delta
+        self.parser, self.acc = EventParser(), Accumulator(provider)
+        self.excerpt = b""
+
+    def started(self, now: float) -> None:
+        self.begin = now
+        self.sample.connect = now - self.asked
+
+    def head(self, status: int) -> None:
+        self.sample.status = status
+
+    def data(self, chunk: bytes, now: float) -> None:
+        sample = self.sample
+        if sample.status is not None and sample.status >= 400:
+            self.excerpt = (self.excerpt + chunk)[:200]
+            return
+        used = _cpu()
+        sample.reads += 1
+        events = self.parser.feed(chunk)
+        sample.events += len(events)
+        begin = self.begin
+        for event in events:
+            for d in self.acc.feed(event):
+                if d.kind in CONTENT and d.text:
+                    sample.times.append(now - begin)
+                elif d.kind == "error" and not sample.error:
+                    sample.error = d.text
+        sample.cpu += _cpu() - used
+        if self.on_delta is not None and events:
+            self.on_delta(sample)
+
+
+async def _via_httpx(
+    client: httpx.AsyncClient, method: str, url: str, payload: Any, headers: dict[str, str],
+    reading: _Reading,
+) -> None:  # fmt: skip
+    """The fallback path: httpx's `trace` hook stamps the first byte, `aiter_raw` gives one
+    item per socket read (stamped here, before parsing)."""
+
+    async def trace(name: str, info: dict[str, Any]) -> None:
+        if name.endswith("send_request_headers.started"):
+            reading.started(_clock())
+
+    ext = {"trace": trace}
+    async with client.stream(method, url, json=payload, headers=headers, extensions=ext) as resp:
+        reading.head(resp.status_code)
+        if resp.status_code >= 400:
+            reading.data(await resp.aread(), _clock())
+            return
+        async for chunk in resp.aiter_raw():
+            reading.data(chunk, _clock())
+
+
 async def measure(
-    client: httpx.AsyncClient,
+    client: Client,
     target: Target,
     sample: Sample,
     origin: float,
@@ -177,50 +244,34 @@ async def measure(
     url, payload = target.url, body
     if body is not None and "_query" in body:
         url, payload = url + body["_query"], None
-    asked = begin = time.perf_counter()
-    sample.start = begin - origin
-    parser, acc = EventParser(), Accumulator(target.provider)
-    clock, cpu = time.perf_counter, time.thread_time
-
-    async def trace(name: str, info: dict[str, Any]) -> None:
-        nonlocal begin
-        if name.endswith("send_request_headers.started"):
-            begin = clock()
-            sample.connect = begin - asked
-
-    ext = {"trace": trace}
+    asked = time.perf_counter()
+    sample.start = asked - origin
+    reading = _Reading(sample, target.provider, asked, on_delta)
     try:
-        async with client.stream(
-            target.method, url, json=payload, headers=headers, extensions=ext
-        ) as resp:
-            sample.status = resp.status_code
-            if resp.status_code >= 400:
-                excerpt = (await resp.aread())[:200].decode("utf-8", "replace")
-                sample.error = f"HTTP {resp.status_code}: {excerpt}"
-                return sample
-            async for chunk in resp.aiter_raw():
-                now, used = clock(), cpu()  # stamped before any parsing of this read
-                sample.reads += 1
-                events = parser.feed(chunk)
-                sample.events += len(events)
-                for event in events:
-                    for d in acc.feed(event):
-                        if d.kind in CONTENT and d.text:
-                            sample.times.append(now - begin)
-                        elif d.kind == "error" and not sample.error:
-                            sample.error = d.text
-                sample.cpu += cpu() - used
-                if on_delta is not None and events:
-                    on_delta(sample)
-    except httpx.HTTPError as exc:
+        if isinstance(client, Pool):
+            await client.request(target.method, url, reading, json_body=payload, headers=headers)
+        else:
+            await _via_httpx(client, target.method, url, payload, headers, reading)
+    except (httpx.HTTPError, HTTPError) as exc:
         sample.error = sample.error or f"{type(exc).__name__}: {exc}"
     finally:
         sample.end = time.perf_counter() - origin
+    if sample.status is not None and sample.status >= 400 and not sample.error:
+        sample.error = f"HTTP {sample.status}: {reading.excerpt.decode('utf-8', 'replace')}"
     sample.ttft = sample.times[0] if sample.times else None
-    sample.output_tokens = acc.usage.get("output_tokens")
+    sample.output_tokens = reading.acc.usage.get("output_tokens")
     if not sample.error and not sample.times:
         sample.error = "no tokens"
     return sample
+
+
+def open_client(url: str, timeout: float, keepalive: int) -> Pool | httpx.AsyncClient:
+    """The HTTP client a sweep of `url` measures through (use it as `async with`): the lean
+    `Pool` wherever it can go (`_http.usable`), else httpx with the environment's proxy."""
+    if usable(url):
+        return Pool(timeout)
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=keepalive)
+    return httpx.AsyncClient(timeout=timeout, limits=limits)
 
 
 @dataclass
@@ -262,7 +313,7 @@ async def _probe(level: Level) -> None:
 
 
 async def run_level(
-    client: httpx.AsyncClient,
+    client: Client,
     target: Target,
     concurrency: int,
     *,

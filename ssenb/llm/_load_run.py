@@ -19,13 +19,12 @@ import time
 from collections.abc import Generator, Iterable, Mapping, Sequence
 from typing import Any, Literal, overload
 
-import httpx
 import pandas as pd
 
 from ..notebook import _display, _loop
 from ..notebook._display import Frame
 from ..notebook._shown import Shown
-from ._load import DEFAULT_PROMPT, Level, Sample, Target, run_level, target_for
+from ._load import DEFAULT_PROMPT, Level, Sample, Target, open_client, run_level, target_for
 from ._load_view import LoadView, summarize_levels
 
 __all__ = ["LoadRun", "load"]
@@ -130,11 +129,10 @@ class LoadRun(Shown):
         renderer = asyncio.create_task(self._render())
         origin = time.perf_counter()
         status, error = "done", None
-        limits = httpx.Limits(max_connections=None, max_keepalive_connections=max(self.levels))
         view = self.view
         view.on_status("open")
         try:
-            async with httpx.AsyncClient(timeout=timeout, limits=limits) as client:
+            async with open_client(self.target.url, timeout, max(self.levels)) as client:
                 for c in self.levels:
                     view.start_level(c, time.monotonic())
                     self._levels.append(Level(c))
@@ -258,8 +256,9 @@ def load(
         prompts: used in turn; headers: sent with every request (e.g. an Authorization
             header built from an environment variable); model, body: merged into each
             request body (`body={"max_tokens": 64}`, or the mock's `delay`/`ttft`/`jitter`).
-        timeout: s per request (httpx's connect/read timeouts); ramp: s over which a level's
-            streams start, evenly (0: all at once, the burst a server sees when c users click).
+        timeout: s to connect, and of silence while reading, per request; ramp: s over
+            which a level's streams start, evenly (0: all at once, the burst a server sees
+            when c users click).
         display: None shows a live view in a kernel (a text line elsewhere); False: none.
         background: False (default) waits for the end and returns the DataFrame; True
             returns the `LoadRun` at once (`await run` in a cell, or `run.wait()`).
