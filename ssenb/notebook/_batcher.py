@@ -33,6 +33,7 @@ from ..recording._flatten import (
     ENVELOPE,
     conform,
     envelope_batch,
+    epoch_to_timestamp,
     flatten_data,
     merge_type,
     run_timestamps,
@@ -92,9 +93,10 @@ class DataFrameBatcher:
         self._frame: pd.DataFrame | None = None
 
     def _clear_pending(self) -> None:
-        # pending arrival times as runs (a read's events share one time): value, count
+        # pending arrival times: one per `add`, one per `add_batch` read with its row count
+        # in `_tcounts` (None until a read of several rows came: `add` alone stays one append)
         self._tvals: list[float] = []
-        self._tcounts: list[int] = []
+        self._tcounts: list[int] | None = None
         self._npending = 0
         # pending rows: columns (event, data, id, retry) first, then the Events from `add`
         # (tuples: transposed into the columns in C at the next batch or flush)
@@ -113,11 +115,15 @@ class DataFrameBatcher:
     def add(self, event: Event, time: float | None = None) -> None:
         """Add one event received at `time` (UTC epoch seconds; now by default)."""
         with self._lock:
-            if not self._npending:
+            at = _now() if time is None else time
+            n = self._npending = self._npending + 1
+            if n == 1:
                 self._first = _mono()
-            self._add_times(_now() if time is None else time, 1)
+            self._tvals.append(at)
+            if self._tcounts is not None:
+                self._tcounts.append(1)
             self._pending.append(event)
-            due = self._npending >= self.batch_size or _mono() - self._first >= self.flush_interval
+            due = n >= self.batch_size or _mono() - self._first >= self.flush_interval
             batch = self._flush_locked() if due else None
         if batch is not None:
             self._notify(batch)
@@ -144,11 +150,10 @@ class DataFrameBatcher:
 
     def _add_times(self, at: float, count: int) -> None:
         self._npending += count
-        if self._tvals and self._tvals[-1] == at:
-            self._tcounts[-1] += count
-        else:
-            self._tvals.append(at)
-            self._tcounts.append(count)
+        if self._tcounts is None:
+            self._tcounts = [1] * len(self._tvals)
+        self._tvals.append(at)
+        self._tcounts.append(count)
 
     def extend(self, events: Iterable[Event], times: Iterable[float] | None = None) -> None:
         """Add many events (with their times, or now), flushing every `batch_size` rows."""
@@ -180,7 +185,10 @@ class DataFrameBatcher:
             return None
         self._columnize_locked(self._pending)
         kinds, data, ids, retries = self._columns
-        times = run_timestamps(self._tvals, self._tcounts)
+        if self._tcounts is None:
+            times = epoch_to_timestamp(pa.array(self._tvals, pa.float64()))
+        else:
+            times = run_timestamps(self._tvals, self._tcounts)
         if kinds.count(kinds[0]) == len(kinds):  # one event type (the usual): no conversion
             columns = envelope_batch(times, (), ids, retries, data)
             columns[1] = pa.repeat(pa.scalar(kinds[0], pa.string()), len(kinds))
