@@ -174,8 +174,6 @@ def _match_progress(url: str, events: Sequence[Event]) -> bool:
     return any(isinstance(v, dict) and "progress" in v for v in _values(events))
 
 
-
-
 def _match_table(url: str, events: Sequence[Event]) -> bool:
     return _path_ends(url, "/stream")
 
