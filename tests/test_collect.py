@@ -221,32 +221,31 @@ NEST_ASYNCIO = "import importlib\nimportlib.import_module('nest_asyncio').apply(
 def test_collect_record_watch_magics_and_serve_work_after_the_user_applies_nest_asyncio(
     tmp_path: Path,
 ) -> None:
-    """With nest_asyncio in effect: serve, collect, record, watch (in the foreground and in
-    the background), the magics and a kernel interrupt still work, and nothing is printed on
-    stderr (no "Exception ignored ... RuntimeError" tracebacks from httpcore/anyio
-    finalizing connections on the wrong loop)."""
+    """With nest_asyncio in effect: serve, collect, record, watch (the auto and the chart
+    view), the magics (`%sse`, `%sse --bg`, `%sse_llm_load`) and a kernel interrupt still
+    work, and nothing is printed on stderr (no "Exception ignored ... RuntimeError"
+    tracebacks from httpcore/anyio finalizing connections on the wrong loop)."""
     from _kernel import kernel
 
     with kernel(tmp_path) as k:
         k.ok(NEST_ASYNCIO + KERNEL_SETUP, timeout=120)
         assert k.value("asyncio.run.__module__") == "nest_asyncio"  # the patch is in effect
-        cells = [
-            "print(len(ssenb.collect(demo.url + '/stream?n=3&interval=0')))",
-            "print(ssenb.record(demo.url + '/stream?n=4&interval=0', 'r.jsonl'))",
-            "print(len(ssenb.collect(demo.url + '/ticks?rate=0', n=2000)))",
+        cells = {  # cell: what it must print
+            "print(len(ssenb.collect(demo.url + '/stream?n=3&interval=0')))": "3",
+            "print(ssenb.record(demo.url + '/stream?n=4&interval=0', 'r.jsonl'))": "4",
+            "print(len(ssenb.collect(demo.url + '/ticks?rate=0', n=2000)))": "2000",
             "sub = ssenb.watch(demo.url + '/stream?n=5&interval=0')\n"
-            "sub.wait(30); print(len(sub.df))",
+            "sub.wait(30); print(len(sub.df))": "5",
             "sub = ssenb.watch(demo.url + '/ticks?rate=0&n=3000', view='chart')\n"
-            "sub.wait(30); print(len(sub.df))",
-            "%load_ext ssenb\nm = %sse /stream?n=6&interval=0\nprint(len(m))",
-            "b = %sse /stream?n=2&interval=0.01 --bg\nb.wait(30); print(len(b.df))",
+            "sub.wait(30); print(len(sub.df))": "3000",
+            "%load_ext ssenb\nm = %sse /stream?n=6&interval=0\nprint(len(m))": "6",
+            "b = %sse /stream?n=2&interval=0.01 --bg\nb.wait(30); print(len(b.df))": "2",
             'rows = %sse_llm_load /v1/messages -c 1,2 -r 2 -b \'{"delay": 0, "ttft": 0}\'\n'
-            "print(len(rows))",
-            "import gc; gc.collect(); print('collected')",
-        ]
+            "print(len(rows))": "4",
+            "import gc; gc.collect(); print('collected')": "collected",
+        }
         replies = [k.ok(cell) for cell in cells]
-        outs = ["3", "4", "2000", "5", "3000", "6", "2", "4", "collected"]
-        assert [r.stdout.strip() for r in replies] == outs
+        assert [r.stdout.strip() for r in replies] == list(cells.values())
         assert [r.stderr for r in replies] == [""] * len(cells)
         timer = threading.Timer(1.5, k.km.interrupt_kernel)
         timer.start()
